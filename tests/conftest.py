@@ -1,11 +1,14 @@
-"""Shared test configuration: a deterministic Hypothesis profile (DESIGN.md, tests)."""
+"""Shared test configuration.
+
+Two host CPU devices so sharding code paths run in CI, and a deterministic
+Hypothesis profile (DESIGN.md, tests).
+"""
+
 import os
+
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
-
-import os
-
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "deterministic",
