@@ -1,0 +1,41 @@
+"""Device-side building blocks shared by the detectors (pure JAX).
+
+- :mod:`~models_jax.ops.knn` -- chunked exact k-nearest neighbours, single device or bank sharded.
+- :mod:`~models_jax.ops.coreset` -- greedy k-center coreset on a random projection.
+- :mod:`~models_jax.ops.gaussian` -- Gaussian blur with scipy's ``reflect`` boundary.
+- :mod:`~models_jax.ops.pooling` -- ``adaptive_avg_pool1d`` over the channel axis.
+- :mod:`~models_jax.ops.gaussian_stats` -- streamed per-position Gaussians and Mahalanobis distances.
+"""
+
+from models_jax.ops.coreset import coreset_coverage, greedy_coreset, random_projection
+from models_jax.ops.gaussian import blur_matrix, gaussian_blur, gaussian_kernel_1d
+from models_jax.ops.gaussian_stats import (
+    GaussianMoments,
+    accumulate_moments,
+    cholesky_factor,
+    finalize_gaussian,
+    init_moments,
+    mahalanobis,
+)
+from models_jax.ops.knn import nearest_neighbors, nearest_neighbors_sharded, pairwise_sq_distances
+from models_jax.ops.pooling import adaptive_avg_pool_last, adaptive_avg_pool_matrix
+
+__all__ = [
+    "nearest_neighbors",
+    "nearest_neighbors_sharded",
+    "pairwise_sq_distances",
+    "greedy_coreset",
+    "random_projection",
+    "coreset_coverage",
+    "gaussian_blur",
+    "gaussian_kernel_1d",
+    "blur_matrix",
+    "adaptive_avg_pool_last",
+    "adaptive_avg_pool_matrix",
+    "GaussianMoments",
+    "init_moments",
+    "accumulate_moments",
+    "finalize_gaussian",
+    "cholesky_factor",
+    "mahalanobis",
+]

@@ -1,0 +1,118 @@
+"""Pieces shared by the feature-based detectors: predictions, tap choice, map shaping.
+
+Everything here is either host-side Python run before tracing (tap selection,
+validation) or a pure ``jnp`` function meant to be called inside a detector's jit.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import attrs
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models_jax.backbones import BackboneSpec, get_backbone_spec
+from models_jax.ops import gaussian_blur
+
+__all__ = [
+    "Prediction",
+    "taps_at_strides",
+    "resolve_layers",
+    "shape_anomaly_maps", "pad_batch",
+    "as_image_size",
+]
+
+
+@attrs.frozen
+class Prediction:
+    """Output of a detector's ``predict``: higher = more anomalous."""
+
+    scores: jax.Array  # f32[B]
+    maps: jax.Array  # f32[B, H, W]
+
+
+jax.tree_util.register_dataclass(Prediction, data_fields=["scores", "maps"], meta_fields=[])
+
+
+def taps_at_strides(spec: BackboneSpec, strides: Sequence[int]) -> tuple[str, ...]:
+    """The deepest grid tap of ``spec`` at each requested stride.
+
+    ``layer2``/``layer3`` of a ResNet are the deepest taps at strides 8 and 16,
+    which is what PatchCore uses; the same rule picks the matching EfficientNet
+    stages.  Raises ``ValueError`` naming the strides the backbone offers.
+    """
+    stride_of = dict(spec.tap_strides)
+    chosen = []
+    for stride in strides:
+        candidates = [tap for tap in spec.taps if stride_of.get(tap) == stride]
+        if not candidates:
+            offered = sorted(set(stride_of.values()))
+            raise ValueError(
+                f"backbone {spec.name!r} has no feature tap at stride {stride}; strides offered: {offered}"
+            )
+        chosen.append(candidates[-1])
+    return tuple(chosen)
+
+
+def resolve_layers(backbone: str, layers: tuple[str, ...] | None, default_strides: Sequence[int]) -> tuple[str, ...]:
+    """Validate explicit ``layers`` against the backbone, or pick defaults by stride."""
+    spec = get_backbone_spec(backbone)
+    if layers is None:
+        return taps_at_strides(spec, default_strides)
+    stride_of = dict(spec.tap_strides)
+    bad = [tap for tap in layers if tap not in stride_of]
+    if bad or not layers:
+        raise ValueError(
+            f"layers {list(layers)!r} are not grid taps of backbone {backbone!r}; accepted: {list(stride_of)}"
+        )
+    return tuple(layers)
+
+
+def as_image_size(value) -> tuple[int, int]:
+    """``224`` or ``(224, 224)`` -> ``(224, 224)``; anything else raises ``ValueError``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        size = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    ):
+        size = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"image_size must be an int or a pair of ints (height, width), got {value!r}")
+    if min(size) < 16:
+        raise ValueError(f"image_size must be at least 16 pixels per side, got {size}")
+    return size
+
+
+def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """Repeat the last row so a short final batch has the fixed ``size`` (one compile per shape).
+
+    Batches longer than ``size`` are returned unchanged.
+    """
+    batch = np.asarray(batch)
+    if len(batch) >= size:
+        return batch
+    return np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), axis=0)], axis=0)
+
+
+def shape_anomaly_maps(
+    patch_scores: jax.Array,  # f32[B, h, w]
+    model_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    blur_sigma: float,
+) -> jax.Array:  # f32[B, H, W]
+    """Patch-score grid -> anomaly map at the caller's frame size.
+
+    Bilinear upsampling (half-pixel centres, as ``F.interpolate(...,
+    align_corners=False)``) to the model input size, Gaussian blur with
+    ``blur_sigma`` in model-input pixels (the papers' sigma=4 is defined at
+    that scale), then a bilinear resize to the frame size the caller passed.
+    """
+    b = patch_scores.shape[0]
+    maps = jax.image.resize(patch_scores, (b, *model_hw), method="bilinear", antialias=False)
+    if blur_sigma > 0:
+        maps = gaussian_blur(maps, blur_sigma)
+    if tuple(out_hw) != tuple(model_hw):
+        maps = jax.image.resize(maps, (b, *out_hw), method="bilinear", antialias=True)
+    return maps.astype(jnp.float32)

@@ -1,0 +1,96 @@
+"""Per-position Gaussian statistics for PaDiM: streamed moments, Cholesky, Mahalanobis.
+
+Moments are accumulated around a fixed shift (the first batch's mean) so the
+f32 covariance ``E[(x-s)(x-s)^T] - (m-s)(m-s)^T`` does not lose its digits to
+cancellation when features have a large mean.
+"""
+
+from __future__ import annotations
+
+import attrs
+import jax
+import jax.numpy as jnp
+
+__all__ = ["GaussianMoments", "init_moments", "accumulate_moments", "finalize_gaussian", "cholesky_factor", "mahalanobis"]
+
+_HI = jax.lax.Precision.HIGHEST
+
+
+@attrs.frozen
+class GaussianMoments:
+    """Running sums over images, per position (P positions, D channels)."""
+
+    count: int
+    shift: jax.Array | None  # f32[P, D]
+    total: jax.Array  # f32[P, D], sum of (x - shift)
+    outer: jax.Array  # f32[P, D, D], sum of (x - shift)(x - shift)^T
+
+
+def init_moments(num_positions: int, dim: int) -> GaussianMoments:
+    """Empty moments for ``num_positions`` positions of ``dim`` channels."""
+    return GaussianMoments(
+        count=0,
+        shift=None,
+        total=jnp.zeros((num_positions, dim), jnp.float32),
+        outer=jnp.zeros((num_positions, dim, dim), jnp.float32),
+    )
+
+
+@jax.jit
+def _accumulate(shift, total, outer, feats):
+    centred = feats - shift[None]
+    total = total + jnp.sum(centred, axis=0)
+    outer = outer + jnp.einsum("bpi,bpj->pij", centred, centred, precision=_HI)
+    return total, outer
+
+
+def accumulate_moments(moments: GaussianMoments, feats: jax.Array) -> GaussianMoments:
+    """Add a batch ``feats: f32[B, P, D]`` (B images) to the running moments.
+
+    Raises:
+      ValueError: a batch whose (P, D) differs from the moments'.
+    """
+    feats = jnp.asarray(feats, jnp.float32)
+    if feats.ndim != 3 or feats.shape[1:] != moments.total.shape:
+        raise ValueError(f"expected features f32[B, {moments.total.shape[0]}, {moments.total.shape[1]}], got {feats.shape}")
+    shift = jnp.mean(feats, axis=0) if moments.shift is None else moments.shift
+    total, outer = _accumulate(shift, moments.total, moments.outer, feats)
+    return GaussianMoments(count=moments.count + int(feats.shape[0]), shift=shift, total=total, outer=outer)
+
+
+def finalize_gaussian(moments: GaussianMoments, eps: float) -> tuple[jax.Array, jax.Array]:
+    """Mean f32[P, D] and unbiased covariance + ``eps * I``, f32[P, D, D].
+
+    With a single image the covariance is ``eps * I`` (no spread to estimate).
+
+    Raises:
+      ValueError: no images accumulated.
+    """
+    n = moments.count
+    if n == 0:
+        raise ValueError("no training features were accumulated")
+    mean_c = moments.total / n
+    mean = moments.shift + mean_c
+    dim = mean.shape[-1]
+    if n > 1:
+        cov = (moments.outer - n * jnp.einsum("pi,pj->pij", mean_c, mean_c, precision=_HI)) / (n - 1)
+    else:
+        cov = jnp.zeros_like(moments.outer)
+    cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2)) + eps * jnp.eye(dim, dtype=jnp.float32)[None]
+    return mean, cov
+
+
+@jax.jit
+def cholesky_factor(cov: jax.Array) -> jax.Array:
+    """Lower Cholesky factors f32[P, D, D] of symmetric positive-definite ``cov``."""
+    return jnp.linalg.cholesky(cov)
+
+
+def mahalanobis(feats: jax.Array, mean: jax.Array, chol: jax.Array) -> jax.Array:
+    """Mahalanobis distance f32[B, P] of ``feats: f32[B, P, D]`` to per-position Gaussians.
+
+    ``sqrt(|L^{-1} (x - mu)|^2)`` with ``L L^T = cov``: one triangular solve per position.
+    """
+    diff = jnp.transpose(feats - mean[None], (1, 2, 0))  # f32[P, D, B]
+    z = jax.scipy.linalg.solve_triangular(chol, diff, lower=True)
+    return jnp.sqrt(jnp.maximum(jnp.sum(z * z, axis=1), 0.0)).T

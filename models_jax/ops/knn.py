@@ -1,0 +1,124 @@
+"""Exact k-nearest-neighbour search against a memory bank, in bounded memory.
+
+Squared distances come from one matmul per bank chunk
+(``|q|^2 - 2 q.m + |m|^2``, clamped at 0); a ``lax.scan`` over the chunks keeps
+a running top-k, so peak memory is ``Q x bank_chunk`` distances whatever the
+bank size.  :func:`nearest_neighbors_sharded` runs the same search with the
+bank's rows spread over the devices of a mesh and merges the per-device top-k.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+__all__ = ["nearest_neighbors", "nearest_neighbors_sharded", "pairwise_sq_distances"]
+
+_HI = jax.lax.Precision.HIGHEST
+
+
+def pairwise_sq_distances(queries: jax.Array, bank: jax.Array) -> jax.Array:
+    """f32[Q, M] squared Euclidean distances, clamped at 0 (matmul form)."""
+    q2 = jnp.sum(queries * queries, axis=-1, keepdims=True)
+    m2 = jnp.sum(bank * bank, axis=-1)
+    cross = jnp.matmul(queries, bank.T, precision=_HI)
+    return jnp.maximum(q2 - 2.0 * cross + m2[None, :], 0.0)
+
+
+def _check(queries, bank, k: int, bank_chunk: int) -> None:
+    if queries.ndim != 2 or bank.ndim != 2 or queries.shape[1] != bank.shape[1]:
+        raise ValueError(f"expected queries f32[Q, D] and bank f32[M, D], got {queries.shape} and {bank.shape}")
+    if not 1 <= k <= bank.shape[0]:
+        raise ValueError(f"k must be in [1, {bank.shape[0]}] (the bank size), got {k}")
+    if bank_chunk <= 0:
+        raise ValueError(f"bank_chunk must be > 0, got {bank_chunk}")
+
+
+def _topk_sq(queries: jax.Array, bank: jax.Array, k: int, bank_chunk: int, index_offset) -> tuple[jax.Array, jax.Array]:
+    """Smallest-k squared distances and bank indices (+ ``index_offset``)."""
+    m, d = bank.shape
+    chunk = min(bank_chunk, m)
+    n_chunks = -(-m // chunk)
+    pad = n_chunks * chunk - m
+    bank_p = jnp.pad(bank, ((0, pad), (0, 0)))
+    valid = jnp.arange(n_chunks * chunk) < m
+    chunks = bank_p.reshape(n_chunks, chunk, d)
+    valid = valid.reshape(n_chunks, chunk)
+    q = queries.shape[0]
+
+    def step(carry, xs):
+        best_d, best_i = carry
+        bank_c, valid_c, start = xs
+        dist = pairwise_sq_distances(queries, bank_c)
+        dist = jnp.where(valid_c[None, :], dist, jnp.inf)
+        idx = start + jnp.arange(chunk, dtype=jnp.int32)
+        all_d = jnp.concatenate([best_d, dist], axis=1)
+        all_i = jnp.concatenate([best_i, jnp.broadcast_to(idx, (q, chunk))], axis=1)
+        neg, pos = jax.lax.top_k(-all_d, k)
+        return (-neg, jnp.take_along_axis(all_i, pos, axis=1)), None
+
+    init = (jnp.full((q, k), jnp.inf, jnp.float32), jnp.zeros((q, k), jnp.int32))
+    starts = jnp.arange(n_chunks, dtype=jnp.int32) * chunk
+    (best_d, best_i), _ = jax.lax.scan(step, init, (chunks, valid, starts))
+    return best_d, best_i + index_offset
+
+
+def nearest_neighbors(queries: jax.Array, bank: jax.Array, *, k: int = 1, bank_chunk: int = 4096):
+    """The ``k`` nearest bank rows of every query, exactly.
+
+    Args:
+      queries: f32[Q, D].
+      bank: f32[M, D].
+      k: neighbours per query, ``1 <= k <= M`` (static).
+      bank_chunk: bank rows per distance block (static); bounds memory to ``Q x bank_chunk``.
+
+    Returns:
+      ``(distances f32[Q, k], indices i32[Q, k])``, Euclidean distances ascending.
+
+    Raises:
+      ValueError: mismatched shapes, ``k`` out of range, non-positive chunk.
+    """
+    _check(queries, bank, k, bank_chunk)
+    sq, idx = _topk_sq(queries.astype(jnp.float32), bank.astype(jnp.float32), k, bank_chunk, 0)
+    return jnp.sqrt(sq), idx
+
+
+def nearest_neighbors_sharded(
+    queries: jax.Array, bank: jax.Array, mesh: Mesh, *, k: int = 1, bank_chunk: int = 4096, axis: str = "bank"
+):
+    """:func:`nearest_neighbors` with the bank's rows sharded over ``mesh`` axis ``axis``.
+
+    Every device searches its own rows (replicated queries), then the per-device
+    top-k lists are gathered and merged, so no device ever holds the whole bank.
+    The bank size must divide by the axis size (pad with :func:`pad_bank` style
+    far-away rows otherwise; see ``docs``). Returns the same as :func:`nearest_neighbors`.
+
+    Raises:
+      ValueError: as :func:`nearest_neighbors`, or a bank that does not split evenly.
+    """
+    _check(queries, bank, k, bank_chunk)
+    n_dev = mesh.shape[axis]
+    if bank.shape[0] % n_dev:
+        raise ValueError(f"bank rows ({bank.shape[0]}) must divide evenly over the {n_dev} devices of axis {axis!r}")
+    rows_per = bank.shape[0] // n_dev
+    if k > rows_per:
+        raise ValueError(f"k={k} exceeds the {rows_per} bank rows held per device")
+
+    @functools.partial(
+        jax.shard_map, mesh=mesh, in_specs=(P(), P(axis)), out_specs=(P(), P()), check_vma=False
+    )
+    def search(q, b):
+        offset = jax.lax.axis_index(axis) * rows_per
+        d, i = _topk_sq(q, b, k, bank_chunk, offset)
+        all_d = jax.lax.all_gather(d, axis, axis=1, tiled=True)  # f32[Q, n_dev*k]
+        all_i = jax.lax.all_gather(i, axis, axis=1, tiled=True)
+        neg, pos = jax.lax.top_k(-all_d, k)
+        return -neg, jnp.take_along_axis(all_i, pos, axis=1)
+
+    bank = jax.device_put(bank.astype(jnp.float32), NamedSharding(mesh, P(axis)))
+    sq, idx = search(queries.astype(jnp.float32), bank)
+    return jnp.sqrt(sq), idx
