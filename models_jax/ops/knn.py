@@ -83,6 +83,11 @@ def nearest_neighbors(queries: jax.Array, bank: jax.Array, *, k: int = 1, bank_c
       ValueError: mismatched shapes, ``k`` out of range, non-positive chunk.
     """
     _check(queries, bank, k, bank_chunk)
+    return _nearest_neighbors(queries, bank, int(k), int(bank_chunk))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _nearest_neighbors(queries, bank, k, bank_chunk):
     sq, idx = _topk_sq(queries.astype(jnp.float32), bank.astype(jnp.float32), k, bank_chunk, 0)
     return jnp.sqrt(sq), idx
 
