@@ -1,0 +1,101 @@
+"""Whatever a caller hands to ``fit`` / ``score`` / ``infer`` -> a list of canonical frames."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+from pyimgano.inputs.decode import load_image
+from pyimgano.inputs.formats import IMAGE_FORMATS, parse_image_format
+from pyimgano.inputs.normalize import check_u16_max, normalize_frames
+
+__all__ = ["canonicalize_images"]
+
+
+def _is_path(item) -> bool:
+    return isinstance(item, (str, os.PathLike))
+
+
+def _is_array(item) -> bool:
+    return isinstance(item, np.ndarray) or (
+        hasattr(item, "__array__") and hasattr(item, "shape") and hasattr(item, "dtype")
+    )
+
+
+def _require_format(input_format):
+    if input_format is None:
+        names = ", ".join(fmt.name for fmt in IMAGE_FORMATS)
+        raise ValueError(f"array inputs require input_format (formats are declared, never guessed); accepted: {names}")
+    return parse_image_format(input_format)
+
+
+def canonicalize_images(images, *, input_format=None, u16_max: int | None = None) -> list[np.ndarray]:
+    """Canonical ``u8[H, W, 3]`` RGB frames from arrays of one declared format, or from image files.
+
+    Args:
+      images: one of
+        * an array of ``input_format``: one frame (e.g. ``u8[H, W, 3]``) or a
+          batch with a leading ``N`` (decided by ndim, see
+          :func:`~pyimgano.inputs.normalize_numpy_image`);
+        * a sequence of single frames of ``input_format`` (sizes may differ);
+        * one path (``str`` / ``os.PathLike``) or a sequence of paths, decoded
+          with :func:`~pyimgano.inputs.load_image`.
+      input_format: an :class:`ImageFormat` or its name; required for arrays,
+        must be None for paths (a file's header says what it holds).
+      u16_max: full-scale value of 16-bit data (arrays and files), default 65535.
+
+    Returns:
+      A list with one C-contiguous ``u8[H, W, 3]`` RGB array per frame, in input order.
+      An empty sequence gives an empty list.
+
+    Raises:
+      TypeError: paths and arrays mixed; an element that is neither; a non-iterable.
+      ValueError: arrays without ``input_format``; paths with one; any frame
+        rejected by ``normalize_numpy_image`` (the message names its index).
+      FileNotFoundError, ImageLoadError: a path that is missing or not a readable image.
+    """
+    full_scale = check_u16_max(u16_max)
+    if _is_array(images):
+        batch = normalize_frames(images, _require_format(input_format), full_scale)
+        return [batch] if batch.ndim == 3 else list(batch)
+    if _is_path(images):
+        images = [images]
+    elif isinstance(images, (bytes, bytearray)) or not isinstance(images, Iterable):
+        raise TypeError(
+            f"images must be an array, a path, or a sequence of arrays or paths; got {type(images).__name__}"
+        )
+    items = list(images)
+    paths = [_is_path(item) for item in items]
+    if any(paths) and not all(paths):
+        path_at, other_at = paths.index(True), paths.index(False)
+        raise TypeError(
+            f"paths and arrays may not be mixed in one call: item {path_at} is a path, "
+            f"item {other_at} is a {type(items[other_at]).__name__}; pass one kind"
+        )
+    if items and all(paths):
+        if input_format is not None:
+            raise ValueError(
+                f"input_format={str(input_format)!r} applies to arrays only; image files are decoded "
+                "from their headers, pass input_format=None"
+            )
+        return [load_image(path, u16_max=full_scale) for path in items]
+    if not items:
+        return []
+    fmt = _require_format(input_format)
+    frames = []
+    for index, item in enumerate(items):
+        if not _is_array(item):
+            raise TypeError(
+                f"item {index}: expected an array of format {fmt.name} or a path, got {type(item).__name__}"
+            )
+        where = f"item {index}: "
+        if np.ndim(item) != fmt.frame_ndim:
+            raise ValueError(
+                f"{where}declared {fmt.name}: a sequence holds single {fmt.numpy_dtype} frames of shape "
+                f"{fmt.frame_shape}; got a {item.dtype} array of shape {tuple(np.shape(item))} "
+                "(pass a batch as one array, not inside a list)"
+            )
+        frames.append(normalize_frames(item, fmt, full_scale, where))
+    return frames
