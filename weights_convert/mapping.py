@@ -144,7 +144,7 @@ def apply_mapping(
             value = TRANSFORMS[rule.transform](np.asarray(state_dict[key]))
             if target in produced:
                 duplicates.append(f"{key} -> {target} (also from {sources[target]})")
-            produced[target] = np.ascontiguousarray(value, dtype=np.float32)
+            produced[target] = np.array(value, dtype=np.float32, order="C")  # keeps 0-d leaves 0-d
             sources[target] = key
             break
         else:
