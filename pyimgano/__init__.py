@@ -1,0 +1,54 @@
+"""pyimgano: industrial visual anomaly detection in JAX/Flax.
+
+The functional core::
+
+    state = pyimgano.fit("vision_patchcore", frames, "bgr_u8_hwc")
+    scores = pyimgano.score(state, frames, "bgr_u8_hwc")        # f32[N]
+    maps = pyimgano.anomaly_maps(state, frames, "bgr_u8_hwc")   # f32[N, H, W]
+
+The top-level names are imported lazily, so host-only subpackages
+(``pyimgano.inputs``, ``pyimgano.defects``, ``pyimgano.metrics``) load without jax.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from pyimgano._version import __version__
+
+__all__ = [
+    "__version__",
+    "fit",
+    "score",
+    "anomaly_maps",
+    "predict",
+    "DetectorState",
+    "save_state",
+    "load_state",
+    "get_detector",
+    "list_detectors",
+]
+
+_LAZY = {
+    "fit": "pyimgano.api",
+    "score": "pyimgano.api",
+    "anomaly_maps": "pyimgano.api",
+    "predict": "pyimgano.api",
+    "DetectorState": "pyimgano.state",
+    "save_state": "pyimgano.state",
+    "load_state": "pyimgano.state",
+    "get_detector": "pyimgano.registry",
+    "list_detectors": "pyimgano.registry",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pyimgano' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -55,11 +55,12 @@ def _topk_sq(queries: jax.Array, bank: jax.Array, k: int, bank_chunk: int, index
         bank_c, valid_c, start = xs
         dist = pairwise_sq_distances(queries, bank_c)
         dist = jnp.where(valid_c[None, :], dist, jnp.inf)
-        idx = start + jnp.arange(chunk, dtype=jnp.int32)
         all_d = jnp.concatenate([best_d, dist], axis=1)
-        all_i = jnp.concatenate([best_i, jnp.broadcast_to(idx, (q, chunk))], axis=1)
         neg, pos = jax.lax.top_k(-all_d, k)
-        return (-neg, jnp.take_along_axis(all_i, pos, axis=1)), None
+        # Positions < k are the carried best; the rest index into this chunk.  (Mapping
+        # positions back avoids materialising a [Q, k + chunk] index array.)
+        kept = jnp.take_along_axis(best_i, jnp.minimum(pos, k - 1), axis=1)
+        return (-neg, jnp.where(pos < k, kept, start + pos - k)), None
 
     init = (jnp.full((q, k), jnp.inf, jnp.float32), jnp.zeros((q, k), jnp.int32))
     starts = jnp.arange(n_chunks, dtype=jnp.int32) * chunk
