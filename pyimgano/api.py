@@ -162,16 +162,17 @@ def preprocess_on_device(state: DetectorState, frames: jax.Array) -> jax.Array:
     Returns:
       f32[B, S, S', 3] at ``config.image_size``, normalised for the backbone.
 
-    The host path resizes uint8 frames with OpenCV; this one resizes in f32 with
-    ``jax.image.resize`` (antialiased when shrinking), so values differ by
-    resampling round-off (a fraction of a grey level), not by convention.
+    The host path resizes uint8 frames with OpenCV (``INTER_LINEAR``: two taps per
+    axis, no antialiasing, half-pixel centres); this one uses ``jax.image.resize``
+    with the same convention and ``antialias=False`` in f32, so values differ by
+    the host path's uint8 rounding only.
     """
     config = state.config
     x = jnp.asarray(frames).astype(jnp.float32)
     h, w = config.image_size
     if x.shape[1:3] != (h, w):
         method = _JAX_RESIZE.get(config.interpolation, "linear")
-        x = jax.image.resize(x, (x.shape[0], h, w, x.shape[3]), method=method, antialias=True)
+        x = jax.image.resize(x, (x.shape[0], h, w, x.shape[3]), method=method, antialias=False)
     normalization = get_backbone_spec(config.backbone).normalization
     if normalization == "imagenet":
         mean = jnp.asarray([0.485, 0.456, 0.406], jnp.float32)
