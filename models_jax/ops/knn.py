@@ -78,7 +78,8 @@ def nearest_neighbors(queries: jax.Array, bank: jax.Array, *, k: int = 1, bank_c
       bank_chunk: bank rows per distance block (static); bounds memory to ``Q x bank_chunk``.
 
     Returns:
-      ``(distances f32[Q, k], indices i32[Q, k])``, Euclidean distances ascending.
+      ``(distances f32[Q, k], indices i32[Q, k])``, Euclidean distances ascending
+      (recomputed from difference vectors, so exact duplicates give exactly 0).
 
     Raises:
       ValueError: mismatched shapes, ``k`` out of range, non-positive chunk.
@@ -89,8 +90,14 @@ def nearest_neighbors(queries: jax.Array, bank: jax.Array, *, k: int = 1, bank_c
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _nearest_neighbors(queries, bank, k, bank_chunk):
-    sq, idx = _topk_sq(queries.astype(jnp.float32), bank.astype(jnp.float32), k, bank_chunk, 0)
-    return jnp.sqrt(sq), idx
+    queries = queries.astype(jnp.float32)
+    bank = bank.astype(jnp.float32)
+    _, idx = _topk_sq(queries, bank, k, bank_chunk, 0)
+    # The matmul form selects the neighbours; their distances are recomputed from the
+    # difference vectors, because |q|^2 - 2 q.m + |m|^2 cancels catastrophically for
+    # near-duplicates (a training patch against its own bank entry).
+    diff = queries[:, None, :] - bank[idx]
+    return jnp.sqrt(jnp.sum(diff * diff, axis=-1)), idx
 
 
 def nearest_neighbors_sharded(
