@@ -20,6 +20,7 @@ import numpy as np
 
 from pyimgano._version import __version__
 from pyimgano.registry import get_detector
+from weights_convert.mapping import flatten_variables, unflatten_variables
 
 __all__ = ["DetectorState", "save_state", "load_state", "STATE_FORMAT", "STATE_SCHEMA_VERSION"]
 
@@ -67,26 +68,6 @@ jax.tree_util.register_dataclass(
 )
 
 
-def _flatten(tree: Mapping, prefix: str, out: dict[str, np.ndarray]) -> None:
-    for name, value in tree.items():
-        path = f"{prefix}/{name}"
-        if isinstance(value, Mapping):
-            _flatten(value, path, out)
-        else:
-            out[path] = np.ascontiguousarray(np.asarray(value))
-
-
-def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
-    nested: dict = {}
-    for path, value in flat.items():
-        node = nested
-        *parents, leaf = path.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
 def _config_to_json(config) -> dict:
     return attrs.asdict(config)
 
@@ -114,9 +95,11 @@ def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
             continue
         value = getattr(model, field.name)
         if isinstance(value, Mapping):
-            _flatten(value, field.name, tensors)
+            tensors.update(flatten_variables(value, field.name))
         else:
-            tensors[field.name] = np.ascontiguousarray(np.asarray(value))
+            tensors[field.name] = value
+    # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
+    tensors = {name: np.array(value, order="C") for name, value in tensors.items()}
     metadata = {
         "format": STATE_FORMAT,
         "schema_version": str(STATE_SCHEMA_VERSION),
@@ -167,7 +150,7 @@ def load_state(path: str | os.PathLike) -> DetectorState:
         )
     spec = get_detector(metadata["detector"])
     config = _config_from_json(spec.config_cls, json.loads(metadata["config"]))
-    fields = _unflatten(tensors)
+    fields = unflatten_variables(tensors)
     model = spec.state_cls(config=config, **jax.tree_util.tree_map(jax.numpy.asarray, fields))
     return DetectorState(
         detector=spec.name,

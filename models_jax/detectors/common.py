@@ -20,7 +20,10 @@ __all__ = [
     "Prediction",
     "taps_at_strides",
     "resolve_layers",
-    "shape_anomaly_maps", "pad_batch",
+    "shape_anomaly_maps",
+    "pad_batch",
+    "positive",
+    "tuple_or_none",
     "as_image_size",
 ]
 
@@ -83,6 +86,17 @@ def as_image_size(value) -> tuple[int, int]:
     if min(size) < 16:
         raise ValueError(f"image_size must be at least 16 pixels per side, got {size}")
     return size
+
+
+def positive(_inst, attribute, value) -> None:
+    """attrs validator: ``value > 0`` (None allowed, for optional fields)."""
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def tuple_or_none(value):
+    """attrs converter: any sequence -> tuple (hashable for ``jit``), None stays None."""
+    return None if value is None else tuple(value)
 
 
 def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:

@@ -32,19 +32,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones import build_backbone, get_backbone_spec, load_backbone
-from models_jax.detectors.common import Prediction, as_image_size, pad_batch, resolve_layers, shape_anomaly_maps
+from models_jax.detectors.common import (
+    Prediction,
+    as_image_size,
+    pad_batch,
+    positive,
+    resolve_layers,
+    shape_anomaly_maps,
+    tuple_or_none,
+)
 from models_jax.ops import accumulate_moments, cholesky_factor, finalize_gaussian, init_moments, mahalanobis
 
 __all__ = ["PaDiMConfig", "PaDiMState", "fit", "predict", "embed_positions"]
-
-
-def _positive(_inst, attribute, value) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _tuple_or_none(value):
-    return None if value is None else tuple(value)
 
 
 @attrs.frozen
@@ -52,15 +51,15 @@ class PaDiMConfig:
     """PaDiM hyper-parameters (hashable: passed to ``jit`` as static)."""
 
     backbone: str = "efficientnet_lite0"
-    layers: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    layers: tuple[str, ...] | None = attrs.field(default=None, converter=tuple_or_none)
     pretrained: bool = True
     weights_path: str | None = None
     image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
     interpolation: str = "bilinear"
-    d_reduced: int = attrs.field(default=100, validator=_positive)
-    covariance_eps: float = attrs.field(default=0.01, validator=_positive)
+    d_reduced: int = attrs.field(default=100, validator=positive)
+    covariance_eps: float = attrs.field(default=0.01, validator=positive)
     blur_sigma: float = 4.0
-    batch_size: int = attrs.field(default=16, validator=_positive)
+    batch_size: int = attrs.field(default=16, validator=positive)
     seed: int = 0
 
     def __attrs_post_init__(self) -> None:

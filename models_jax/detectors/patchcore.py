@@ -47,15 +47,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones import build_backbone, load_backbone
-from models_jax.detectors.common import Prediction, as_image_size, pad_batch, resolve_layers, shape_anomaly_maps
+from models_jax.detectors.common import (
+    Prediction,
+    as_image_size,
+    pad_batch,
+    positive,
+    resolve_layers,
+    shape_anomaly_maps,
+    tuple_or_none,
+)
 from models_jax.ops import adaptive_avg_pool_last, greedy_coreset, nearest_neighbors
 
 __all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches"]
-
-
-def _positive(_inst, attribute, value) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 def _ratio(_inst, attribute, value) -> None:
@@ -63,29 +66,25 @@ def _ratio(_inst, attribute, value) -> None:
         raise ValueError(f"{attribute.name} must be in (0, 1], got {value!r}")
 
 
-def _tuple_or_none(value):
-    return None if value is None else tuple(value)
-
-
 @attrs.frozen
 class PatchCoreConfig:
     """PatchCore hyper-parameters (hashable: passed to ``jit`` as static)."""
 
     backbone: str = "efficientnet_lite0"
-    layers: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    layers: tuple[str, ...] | None = attrs.field(default=None, converter=tuple_or_none)
     pretrained: bool = True
     weights_path: str | None = None
     image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
     interpolation: str = "bilinear"
-    patch_size: int = attrs.field(default=3, validator=_positive)
-    pretrain_embed_dim: int = attrs.field(default=1024, validator=_positive)
-    target_embed_dim: int = attrs.field(default=1024, validator=_positive)
+    patch_size: int = attrs.field(default=3, validator=positive)
+    pretrain_embed_dim: int = attrs.field(default=1024, validator=positive)
+    target_embed_dim: int = attrs.field(default=1024, validator=positive)
     coreset_ratio: float = attrs.field(default=0.1, validator=_ratio)
-    coreset_projection_dim: int | None = attrs.field(default=128, validator=_positive)
-    num_neighbors: int = attrs.field(default=9, validator=_positive)
+    coreset_projection_dim: int | None = attrs.field(default=128, validator=positive)
+    num_neighbors: int = attrs.field(default=9, validator=positive)
     blur_sigma: float = attrs.field(default=4.0)
-    batch_size: int = attrs.field(default=16, validator=_positive)
-    knn_chunk: int = attrs.field(default=4096, validator=_positive)
+    batch_size: int = attrs.field(default=16, validator=positive)
+    knn_chunk: int = attrs.field(default=4096, validator=positive)
     seed: int = 0
 
     def __attrs_post_init__(self) -> None:
