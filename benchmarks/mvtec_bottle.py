@@ -68,10 +68,12 @@ def _gflop(lowered) -> float:
 
 def predict_gflop_per_image(state) -> float:
     """FLOPs of the detector's whole jitted predict for one 224 image (XLA cost analysis)."""
-    from pyimgano.api import _run_scores
+    from pyimgano.registry import get_detector
 
+    predict = get_detector(state.detector).predict
+    run = jax.jit(lambda m, x: predict(m, x, (224, 224)).scores)  # one device, one image
     x = jax.ShapeDtypeStruct((1, 224, 224, 3), np.float32)
-    return _gflop(_run_scores.lower(state.detector, state.model, x))
+    return _gflop(run.lower(state.model, x))
 
 
 def backbone_rate(state, images: np.ndarray) -> tuple[float, float]:
@@ -149,11 +151,12 @@ def main() -> int:
         "detector", "image_auroc", "pixel_auroc", "aupro", "fit_s", "images_per_s", "predict_gflop_per_image",
         "backbone_gflop_per_image", "backbone_images_per_s", "backbone_gflops", "backbone_peak_fraction",
     ]
+    FORMATS = {"fit_s": ".1f", "images_per_s": ".2f", "predict_gflop_per_image": ".2f", "backbone_gflop_per_image": ".3f",
+               "backbone_images_per_s": ".1f", "backbone_gflops": ".1f", "backbone_peak_fraction": ".3f"}
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in rows:
-        cells = [row[h] if isinstance(row[h], str) else f"{row[h]:.4f}" if row[h] < 10 else f"{row[h]:.1f}"
-                 for h in head]
+        cells = [row[h] if isinstance(row[h], str) else format(row[h], FORMATS.get(h, ".4f")) for h in head]
         print("| " + " | ".join(cells) + " |")
     return 0
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones import get_backbone_spec
-from pyimgano.devices import device_count, replicate, shard_batch
+from pyimgano.devices import data_parallel, device_count, replicate, shard_batch
 from pyimgano.inputs import canonicalize_images, prepare_backbone_input
 from pyimgano.registry import get_detector
 from pyimgano.state import DetectorState
@@ -139,13 +139,19 @@ def fit(
 # state reuses the compiled function; the maps are pruned from the scores-only path.
 @functools.partial(jax.jit, static_argnums=0)
 def _run_scores(detector: str, model, images: jax.Array) -> jax.Array:
-    return get_detector(detector).predict(model, images, tuple(model.config.image_size)).scores
+    predict = get_detector(detector).predict
+    return data_parallel(lambda m, x: predict(m, x, tuple(m.config.image_size)).scores)(model, images)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _run_predict(detector: str, model, images: jax.Array, out_hw: tuple[int, int]):
-    pred = get_detector(detector).predict(model, images, out_hw)
-    return pred.scores, pred.maps
+    predict = get_detector(detector).predict
+
+    def run(m, x):
+        pred = predict(m, x, out_hw)
+        return pred.scores, pred.maps
+
+    return data_parallel(run)(model, images)
 
 
 _JAX_RESIZE = {"nearest": "nearest", "bilinear": "linear", "bicubic": "cubic", "area": "linear", "lanczos4": "lanczos3"}

@@ -10,7 +10,9 @@ As in the paper and anomalib's implementation:
 3. Per grid position a multivariate Gaussian: mean and unbiased covariance over
    the training images, regularised with ``covariance_eps * I``.
 4. The anomaly score of a test patch is its Mahalanobis distance to its
-   position's Gaussian, computed in ``jit`` with a Cholesky triangular solve.
+   position's Gaussian, ``|L^{-1}(x - mu)|`` with the inverse Cholesky factor
+   of the covariance computed once at fit time (a matmul in ``jit``; see
+   :mod:`models_jax.ops.gaussian_stats` for why not a solve per call).
 5. The map is the distance grid upsampled bilinearly to the model input size
    and blurred with a Gaussian of sigma 4; the image score is the map maximum.
 
@@ -41,7 +43,7 @@ from models_jax.detectors.common import (
     shape_anomaly_maps,
     tuple_or_none,
 )
-from models_jax.ops import accumulate_moments, cholesky_factor, finalize_gaussian, init_moments, mahalanobis
+from models_jax.ops import accumulate_moments, finalize_gaussian, init_moments, inverse_cholesky_factor, mahalanobis
 
 __all__ = ["PaDiMConfig", "PaDiMState", "fit", "predict", "embed_positions"]
 
@@ -83,11 +85,11 @@ class PaDiMState:
     backbone_variables: dict
     channel_index: jax.Array  # i32[d]
     mean: jax.Array  # f32[P, d]
-    cholesky: jax.Array  # f32[P, d, d], lower factor of the regularised covariance
+    inv_cholesky: jax.Array  # f32[P, d, d], L^{-1} for L L^T = the regularised covariance
 
 
 jax.tree_util.register_dataclass(
-    PaDiMState, data_fields=["backbone_variables", "channel_index", "mean", "cholesky"], meta_fields=["config"]
+    PaDiMState, data_fields=["backbone_variables", "channel_index", "mean", "inv_cholesky"], meta_fields=["config"]
 )
 
 
@@ -149,7 +151,7 @@ def fit(config: PaDiMConfig, batches: Iterable[np.ndarray], *, key: jax.Array, p
         backbone_variables=variables,
         channel_index=channel_index,
         mean=mean,
-        cholesky=cholesky_factor(cov),
+        inv_cholesky=inverse_cholesky_factor(cov),
     )
 
 
@@ -158,7 +160,7 @@ def _predict(state: PaDiMState, images: jax.Array, out_hw: tuple[int, int]) -> P
     config = state.config
     emb = embed_positions(config, state.backbone_variables, images, state.channel_index)
     b, h, w, d = emb.shape
-    dist = mahalanobis(emb.reshape(b, h * w, d), state.mean, state.cholesky).reshape(b, h, w)
+    dist = mahalanobis(emb.reshape(b, h * w, d), state.mean, state.inv_cholesky).reshape(b, h, w)
     maps = shape_anomaly_maps(dist, config.image_size, config.image_size, config.blur_sigma)
     scores = jnp.max(maps, axis=(1, 2))
     if tuple(out_hw) != tuple(config.image_size):

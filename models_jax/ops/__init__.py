@@ -12,7 +12,7 @@ from models_jax.ops.gaussian import blur_matrix, gaussian_blur, gaussian_kernel_
 from models_jax.ops.gaussian_stats import (
     GaussianMoments,
     accumulate_moments,
-    cholesky_factor,
+    inverse_cholesky_factor,
     finalize_gaussian,
     init_moments,
     mahalanobis,
@@ -36,6 +36,6 @@ __all__ = [
     "init_moments",
     "accumulate_moments",
     "finalize_gaussian",
-    "cholesky_factor",
+    "inverse_cholesky_factor",
     "mahalanobis",
 ]

@@ -373,9 +373,9 @@ class TileConfig:
 def _tiled_forward(model, frames, *, detector: str, plan: TilePlan, config: TileConfig, want_maps: bool, n_devices: int):
     """frames u8[B, H, W, 3] canonical RGB -> (scores f32[B], maps f32[B, H, W] | None)."""
     from pyimgano import api
+    from pyimgano.devices import data_parallel
     from pyimgano.state import DetectorState
 
-    state = DetectorState(detector=detector, model=model)
     batch = frames.shape[0]
     t, count = plan.tile_size, plan.num_tiles
     tiles = tile(frames, plan).reshape(batch * count, t, t, frames.shape[-1])
@@ -384,18 +384,19 @@ def _tiled_forward(model, frames, *, detector: str, plan: TilePlan, config: Tile
     if padded != total:
         # Repeat the last tile so the tile axis divides over the devices; sliced off below.
         tiles = jnp.concatenate([tiles, jnp.repeat(tiles[-1:], padded - total, axis=0)], axis=0)
-    if n_devices > 1:
-        from jax.sharding import NamedSharding, PartitionSpec
 
-        from pyimgano.devices import local_mesh
+    def run(m, x):
+        # One device's share of the tiles (all of them on one device): no collectives.
+        st = DetectorState(detector=detector, model=m)
+        pred = api.predict_preprocessed(st, api.preprocess_on_device(st, x), (t, t))
+        return (pred.scores, pred.maps) if want_maps else pred.scores
 
-        tiles = jax.lax.with_sharding_constraint(tiles, NamedSharding(local_mesh(), PartitionSpec("batch")))
-    images = api.preprocess_on_device(state, tiles)
-    pred = api.predict_preprocessed(state, images, (t, t))
-    scores = reduce_tile_scores(pred.scores[:total].reshape(batch, count), config.score_reduce, config.score_topk)
+    out = data_parallel(run)(model, tiles)
+    tile_scores, tile_maps = out if want_maps else (out, None)
+    scores = reduce_tile_scores(tile_scores[:total].reshape(batch, count), config.score_reduce, config.score_topk)
     if not want_maps:
         return scores, None
-    maps = stitch(pred.maps[:total].reshape(batch, count, t, t), plan, config.map_reduce)
+    maps = stitch(tile_maps[:total].reshape(batch, count, t, t), plan, config.map_reduce)
     return scores, maps
 
 

@@ -103,3 +103,27 @@ def test_an_empty_training_set_is_rejected(tiny_patchcore_kwargs):
 def test_score_rejects_something_that_is_not_a_state(frames_factory):
     with pytest.raises(TypeError, match="DetectorState"):
         pyimgano.score({"memory_bank": 1}, frames_factory(1), "rgb_u8_hwc")
+
+
+COLLECTIVES = ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter")
+
+
+@pytest.mark.parametrize("which", ["patchcore_state", "padim_state"])
+def test_multi_device_scoring_is_pure_data_parallel(which, request, frames_factory):
+    """Each device scores its own slice: the compiled program holds no collective and no
+    LAPACK call (both can stall XLA:CPU host devices waiting on each other's threads),
+    and results equal per-frame scoring."""
+    from pyimgano.devices import device_count, shard_batch
+
+    state = request.getfixturevalue(which)
+    assert device_count() == 2, "tests/conftest.py sets two host devices"
+    images = shard_batch(np.zeros((4, 32, 32, 3), np.float32))
+    for fn, args in ((api._run_predict, (state.detector, state.model, images, (32, 32))),
+                     (api._run_scores, (state.detector, state.model, images))):
+        text = fn.lower(*args).compile().as_text()
+        assert not [c for c in COLLECTIVES if c in text], fn.__name__
+        assert "lapack" not in text, fn.__name__
+    frames = frames_factory(4, seed=9)
+    together = np.asarray(pyimgano.score(state, frames, "rgb_u8_hwc"))
+    alone = np.concatenate([np.asarray(pyimgano.score(state, frames[i : i + 1], "rgb_u8_hwc")) for i in range(4)])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)

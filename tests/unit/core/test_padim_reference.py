@@ -31,8 +31,10 @@ def test_padim_gaussians_and_map_match_a_float64_numpy_reference(frames_factory)
     mean = flat.mean(axis=0)
     cov = np.stack([np.cov(flat[:, p, :], rowvar=False) + eps * np.eye(d) for p in range(h * w)])
     np.testing.assert_allclose(np.asarray(model.mean), mean, rtol=1e-4, atol=1e-4)
-    chol = np.asarray(model.cholesky, dtype=np.float64)
-    np.testing.assert_allclose(chol @ np.swapaxes(chol, -1, -2), cov, rtol=1e-3, atol=1e-4)
+    inv_chol = np.asarray(model.inv_cholesky, dtype=np.float64)
+    assert np.all(np.triu(inv_chol, 1) == 0)  # lower triangular
+    # L^{-1} of cov: (L^{-1})^T L^{-1} is the precision matrix.
+    np.testing.assert_allclose(np.swapaxes(inv_chol, -1, -2) @ inv_chol, np.linalg.inv(cov), rtol=2e-3, atol=2e-3)
 
     test_emb = embed(test).reshape(len(test), h * w, d)
     diff = test_emb - mean

@@ -13,7 +13,7 @@ from models_jax.ops import (
     adaptive_avg_pool_last,
     adaptive_avg_pool_matrix,
     blur_matrix,
-    cholesky_factor,
+    inverse_cholesky_factor,
     finalize_gaussian,
     gaussian_blur,
     gaussian_kernel_1d,
@@ -115,7 +115,7 @@ def test_streamed_gaussian_matches_numpy_float64():
         ref_cov = np.cov(feats[:, p, :].astype(np.float64), rowvar=False) + 0.01 * np.eye(4)
         np.testing.assert_allclose(np.asarray(cov[p]), ref_cov, atol=2e-4)
     x = rng.normal(size=(2, 3, 4)).astype(np.float32) + 50
-    d = np.asarray(mahalanobis(jnp.asarray(x), mean, cholesky_factor(cov)))
+    d = np.asarray(mahalanobis(jnp.asarray(x), mean, inverse_cholesky_factor(cov)))
     for bi in range(2):
         for p in range(3):
             ref_cov = np.cov(feats[:, p, :].astype(np.float64), rowvar=False) + 0.01 * np.eye(4)
