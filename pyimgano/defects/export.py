@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from typing import Any
 
 import cv2
 import numpy as np
 
+from pyimgano._atomic import atomic_write_bytes
 from pyimgano.defects.config import MASK_FORMATS
 from pyimgano.defects.stages import as_anomaly_map
 
@@ -24,23 +24,6 @@ __all__ = ["save_mask", "render_overlay", "save_overlay", "atomic_write_bytes"]
 _MASK_FILL_RGB = (255, 0, 0)
 _MASK_OUTLINE_RGB = (255, 255, 0)
 _MASK_FILL_ALPHA = 0.4
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
-    """Write ``data`` to ``path`` via a temporary sibling file and ``os.replace``; returns the path."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path)[-32:], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _as_mask_u8(mask: Any) -> np.ndarray:

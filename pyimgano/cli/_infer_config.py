@@ -1,0 +1,211 @@
+"""``infer_config.json``: the deployable inference settings of a run (schema in ``docs/cli.md``).
+
+Read by ``pyimgano-infer --infer-config FILE`` and ``--from-run DIR``. Values here
+are defaults; explicit command-line flags win.  Unknown keys are errors that
+list the accepted ones, so a typo never silently changes a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+
+__all__ = ["InferConfig", "InferConfigError", "load_infer_config", "find_run_infer_config", "INFER_CONFIG_SCHEMA_VERSION"]
+
+INFER_CONFIG_SCHEMA_VERSION = 1
+
+_TOP_KEYS = frozenset(
+    {
+        "schema_version",
+        "pyimgano_version",
+        "timestamp_utc",
+        "category",
+        "categories",
+        "model",
+        "threshold",
+        "threshold_provenance",
+        "tiling",
+        "postprocess",
+        "defects",
+        "include_maps",
+        "input_format",
+    }
+)
+_MODEL_KEYS = frozenset(
+    {"name", "model_kwargs", "backbone", "preset", "checkpoint_path", "contamination", "pretrained", "device"}
+)
+_TILING_KEYS = frozenset({"tile_size", "stride", "score_reduce", "score_topk", "map_reduce"})
+
+
+class InferConfigError(ValueError):
+    """An infer-config file that cannot be read or has bad keys/values."""
+
+
+@attrs.frozen(eq=False)
+class InferConfig:
+    """The parsed settings; every field may be None (not given).
+
+    ``checkpoint_path`` is resolved relative to the file's folder.
+    """
+
+    path: str
+    model_name: str | None = None
+    model_kwargs: dict | None = None
+    backbone: str | None = None
+    preset: str | None = None
+    checkpoint_path: str | None = None
+    contamination: float | None = None
+    threshold: float | None = None
+    threshold_provenance: dict | None = None
+    tiling: dict | None = None
+    postprocess: dict | None = None
+    defects: dict | None = None
+    include_maps: bool | None = None
+    input_format: str | None = None
+
+
+def _check_keys(block: Any, accepted: frozenset, where: str) -> Mapping:
+    if not isinstance(block, Mapping):
+        raise InferConfigError(f"{where} must be a JSON object, got {type(block).__name__}: {block!r}")
+    unknown = sorted(set(block) - accepted)
+    if unknown:
+        raise InferConfigError(f"unknown key(s) {unknown} in {where}; accepted: {sorted(accepted)}")
+    return block
+
+
+def _number_or_none(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InferConfigError(f"{where} must be a number or null, got {value!r}")
+    return float(value)
+
+
+def _select_category(data: Mapping, category: str | None, path: Path) -> Mapping:
+    cats = data.get("categories")
+    if cats is None:
+        return data
+    if not isinstance(cats, Mapping) or not cats:
+        raise InferConfigError(f"{path}: 'categories' must be a non-empty JSON object of per-category blocks")
+    if category is None:
+        if len(cats) > 1:
+            raise InferConfigError(
+                f"{path} holds several categories {sorted(cats)}; choose one with --from-run-category"
+            )
+        category = next(iter(cats))
+    if category not in cats:
+        raise InferConfigError(f"category {category!r} is not in {path}; accepted: {sorted(cats)}")
+    merged = {k: v for k, v in data.items() if k != "categories"}
+    block = cats[category]
+    if not isinstance(block, Mapping):
+        raise InferConfigError(f"{path}: categories.{category} must be a JSON object")
+    merged.update(block)
+    merged["category"] = category
+    return merged
+
+
+def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -> InferConfig:
+    """Parse an ``infer_config.json`` file.
+
+    Raises:
+      InferConfigError: missing file, invalid JSON, unknown keys, wrong types,
+        a newer ``schema_version`` or an unknown category.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InferConfigError(f"infer-config file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InferConfigError(f"cannot read infer-config {path}: {exc}") from None
+    _check_keys(data, _TOP_KEYS, f"infer-config {path}")
+    version = data.get("schema_version", INFER_CONFIG_SCHEMA_VERSION)
+    if not isinstance(version, int) or version > INFER_CONFIG_SCHEMA_VERSION:
+        raise InferConfigError(
+            f"infer-config {path} has schema_version {version!r}; this pyimgano reads up to {INFER_CONFIG_SCHEMA_VERSION}"
+        )
+    data = _select_category(data, category, path)
+    _check_keys(data, _TOP_KEYS - {"categories"}, f"infer-config {path}")
+
+    model = _check_keys(data.get("model") or {}, _MODEL_KEYS, "infer-config 'model'")
+    kwargs = model.get("model_kwargs")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise InferConfigError(f"infer-config model.model_kwargs must be a JSON object, got {kwargs!r}")
+    kwargs = dict(kwargs or {})
+    if "pretrained" in model and model["pretrained"] is not None:
+        kwargs.setdefault("pretrained", bool(model["pretrained"]))
+    checkpoint = model.get("checkpoint_path")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_absolute():
+            checkpoint = path.parent / checkpoint
+        checkpoint = str(checkpoint)
+
+    tiling = data.get("tiling")
+    if tiling is not None:
+        tiling = dict(_check_keys(tiling, _TILING_KEYS, "infer-config 'tiling'"))
+        if tiling.get("tile_size") is None:
+            tiling = None
+    postprocess = data.get("postprocess")
+    if postprocess is not None and not isinstance(postprocess, Mapping):
+        raise InferConfigError(f"infer-config 'postprocess' must be a JSON object or null, got {postprocess!r}")
+    defects = data.get("defects")
+    if defects is not None and not isinstance(defects, Mapping):
+        raise InferConfigError(f"infer-config 'defects' must be a JSON object or null, got {defects!r}")
+    provenance = data.get("threshold_provenance")
+    if provenance is not None and not isinstance(provenance, Mapping):
+        raise InferConfigError(f"infer-config 'threshold_provenance' must be a JSON object or null")
+    include_maps = data.get("include_maps")
+    if include_maps is not None and not isinstance(include_maps, bool):
+        raise InferConfigError(f"infer-config 'include_maps' must be true, false or null, got {include_maps!r}")
+    return InferConfig(
+        path=str(path),
+        model_name=model.get("name"),
+        model_kwargs=kwargs or None,
+        backbone=model.get("backbone"),
+        preset=model.get("preset"),
+        checkpoint_path=checkpoint,
+        contamination=_number_or_none(model.get("contamination"), "infer-config model.contamination"),
+        threshold=_number_or_none(data.get("threshold"), "infer-config 'threshold'"),
+        threshold_provenance=dict(provenance) if provenance is not None else None,
+        tiling=tiling,
+        postprocess=dict(postprocess) if postprocess is not None else None,
+        defects=dict(defects) if defects is not None else None,
+        include_maps=include_maps,
+        input_format=data.get("input_format"),
+    )
+
+
+def find_run_infer_config(run_dir: str | os.PathLike, category: str | None = None) -> Path:
+    """The ``infer_config.json`` of a ``pyimgano-train`` run directory.
+
+    With a category, the first existing of ``categories/<cat>/infer_config.json``,
+    ``categories/<cat>/artifacts/infer_config.json``, ``artifacts/categories/<cat>/infer_config.json``;
+    otherwise (or when none exists) ``artifacts/infer_config.json``, whose
+    ``categories`` block, if any, is then searched for the category.
+
+    Raises:
+      InferConfigError: not a folder, or no infer-config in it.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InferConfigError(f"--from-run {str(run)!r} is not a directory")
+    candidates = []
+    if category is not None:
+        candidates += [
+            run / "categories" / category / "infer_config.json",
+            run / "categories" / category / "artifacts" / "infer_config.json",
+            run / "artifacts" / "categories" / category / "infer_config.json",
+        ]
+    candidates.append(run / "artifacts" / "infer_config.json")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise InferConfigError(
+        f"--from-run {str(run)!r} has no infer_config.json (looked for {[str(c) for c in candidates]}); "
+        "export one with pyimgano-train --export-infer-config"
+    )

@@ -1,0 +1,164 @@
+"""Input discovery for the CLIs: files, directories, globs and ``.npy`` frame files.
+
+Rules (documented in ``docs/cli.md``):
+
+* a file is taken as given (any extension; decoding decides whether it is an image);
+* a directory is searched recursively for files with an image extension
+  (:data:`IMAGE_EXTENSIONS`, case-insensitive; ``.npy`` too when an
+  ``--input-format`` is declared), sorted by their path relative to it, hidden
+  files and folders skipped;
+* anything else containing ``*``, ``?`` or ``[`` is a glob (``**`` recurses), its
+  matches sorted;
+* a ``.npy`` file needs ``--input-format``: it holds one frame of that format, or a
+  batch with one more leading axis (one input per frame, named ``file.npy[i]``).
+
+Repeated ``--input`` values keep their order; a path found twice is scored once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Iterable
+
+import attrs
+import numpy as np
+
+from pyimgano.inputs import load_image, normalize_numpy_image, parse_image_format
+
+__all__ = ["IMAGE_EXTENSIONS", "InputItem", "InputError", "discover_inputs", "load_item"]
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_GLOB_CHARS = ("*", "?", "[")
+
+
+class InputError(ValueError):
+    """A bad ``--input`` / ``--train-dir`` value (missing path, empty folder, bad ``.npy``)."""
+
+
+@attrs.frozen
+class InputItem:
+    """One input to score.
+
+    Attributes:
+      path: the file (as discovered, not resolved).
+      frame: index into a batched ``.npy`` file, else None.
+    """
+
+    path: str
+    frame: int | None = None
+
+    @property
+    def name(self) -> str:
+        """What records call this input: the path, plus ``[i]`` for a frame of a ``.npy`` batch."""
+        return self.path if self.frame is None else f"{self.path}[{self.frame}]"
+
+    @property
+    def stem(self) -> str:
+        """File stem used in artifact names (``_i`` appended for batch frames)."""
+        stem = Path(self.path).stem
+        return stem if self.frame is None else f"{stem}_{self.frame}"
+
+    @property
+    def is_npy(self) -> bool:
+        return self.path.lower().endswith(".npy")
+
+
+def _is_hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def _walk_dir(folder: Path, extensions: tuple[str, ...]) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith(".") or not name.lower().endswith(extensions):
+                continue
+            found.append(os.path.join(root, name))
+    # Sorted by the path relative to the folder so the order is the same on every machine.
+    return sorted(found, key=lambda p: Path(p).relative_to(folder).as_posix())
+
+
+def _npy_items(path: str, fmt) -> list[InputItem]:
+    if fmt is None:
+        raise InputError(
+            f"{path!r} is a .npy frame file: declare its layout with --input-format "
+            "(e.g. bgr_u8_hwc, rgb_f32_chw); formats are never guessed"
+        )
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # numpy raises ValueError/OSError/EOFError for bad headers
+        raise InputError(f"cannot read .npy frame file {path!r}: {exc}") from None
+    if arr.ndim == fmt.frame_ndim:
+        return [InputItem(path)]
+    if arr.ndim == fmt.frame_ndim + 1:
+        if arr.shape[0] == 0:
+            raise InputError(f".npy frame file {path!r} holds an empty batch (shape {arr.shape})")
+        return [InputItem(path, i) for i in range(arr.shape[0])]
+    raise InputError(
+        f".npy frame file {path!r} has shape {arr.shape}; --input-format {fmt.name} expects one frame "
+        f"{fmt.frame_shape} or a batch (N, ...) of them"
+    )
+
+
+def discover_inputs(specs: Iterable[str], *, input_format=None, what: str = "--input") -> list[InputItem]:
+    """Expand ``--input`` values into an ordered, de-duplicated list of :class:`InputItem`.
+
+    Args:
+      specs: files, directories or glob patterns, in command-line order.
+      input_format: an ``ImageFormat`` (or its name) for ``.npy`` frame files, or None.
+      what: the flag name used in error messages.
+
+    Raises:
+      InputError: a path that does not exist, a glob or folder that matches no
+        image, a ``.npy`` file without ``input_format`` or of the wrong shape.
+      ValueError: an unknown ``input_format`` name (lists the accepted ones).
+    """
+    fmt = None if input_format is None else parse_image_format(input_format)
+    extensions = IMAGE_EXTENSIONS + ((".npy",) if fmt is not None else ())
+    paths: list[str] = []
+    for spec in specs:
+        spec = os.fspath(spec)
+        p = Path(spec)
+        if p.is_dir():
+            found = _walk_dir(p, extensions)
+            if not found:
+                raise InputError(
+                    f"{what} folder {spec!r} contains no images (extensions searched: {list(extensions)})"
+                )
+            paths.extend(found)
+        elif p.is_file():
+            paths.append(spec)
+        elif any(c in spec for c in _GLOB_CHARS):
+            found = sorted(m for m in glob.glob(spec, recursive=True) if Path(m).is_file())
+            if not found:
+                raise InputError(f"{what} pattern {spec!r} matches no file")
+            paths.extend(found)
+        else:
+            raise InputError(f"{what} {spec!r} does not exist (give a file, a folder or a glob pattern)")
+    seen: set[str] = set()
+    items: list[InputItem] = []
+    for path in paths:
+        key = os.path.normpath(os.path.abspath(path))
+        if key in seen:
+            continue
+        seen.add(key)
+        items.extend(_npy_items(path, fmt) if path.lower().endswith(".npy") else [InputItem(path)])
+    return items
+
+
+def load_item(item: InputItem, *, input_format=None, u16_max: int | None = None) -> np.ndarray:
+    """Decode one input to a canonical ``u8[H, W, 3]`` RGB frame.
+
+    Raises:
+      FileNotFoundError / ImageLoadError (a ValueError): unreadable image files.
+      ValueError: a ``.npy`` frame that does not match ``input_format``.
+    """
+    if not item.is_npy:
+        return load_image(item.path, u16_max=u16_max)
+    fmt = parse_image_format(input_format)
+    arr = np.load(item.path, mmap_mode="r", allow_pickle=False)
+    frame = np.asarray(arr if item.frame is None else arr[item.frame])
+    return normalize_numpy_image(frame, input_format=fmt, u16_max=u16_max)
