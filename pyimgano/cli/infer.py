@@ -25,9 +25,10 @@ import attrs
 from pyimgano.cli._artifacts import artifact_path, save_npy
 from pyimgano.cli._infer_config import InferConfig, InferConfigError, find_run_infer_config, load_infer_config
 from pyimgano.cli._inputs import InputError, InputItem, discover_inputs, load_item
-from pyimgano.cli._presets import MODEL_PRESETS, preset_overrides
+from pyimgano.cli._discovery import DiscoveryError, list_models, model_info, parse_tags
+from pyimgano.cli._presets import preset_overrides
 from pyimgano.cli._progress import Progress
-from pyimgano.cli._records import RecordWriter, atomic_write_json, error_record, to_plain
+from pyimgano.cli._records import RecordWriter, atomic_write_json, error_record
 
 __all__ = ["main", "build_parser", "InferOptions", "UsageError", "DEFECT_FLAGS"]
 
@@ -132,10 +133,6 @@ def _postprocess_type(text: str) -> dict | None:
     return _json_object(text, "--postprocess")
 
 
-def _tags_type(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
 class _Parser(argparse.ArgumentParser):
     """Reports errors as one ``prog: error: ...`` line (plus usage) and exit code 2."""
 
@@ -166,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("discovery")
     g.add_argument("--list-models", action="store_true", help="list registered detectors and exit")
-    g.add_argument("--tags", type=_tags_type, default=None, help="with --list-models: only detectors having all these comma-separated tags")
+    g.add_argument("--tags", type=parse_tags, default=None, help="with --list-models: only detectors having all these comma-separated tags")
     g.add_argument("--model-info", metavar="NAME", default=None, help="describe one detector (tags, config fields) and exit")
     g.add_argument("--json", action="store_true", help="machine-readable output for --list-models / --model-info")
 
@@ -404,64 +401,6 @@ def resolve_options(args) -> InferOptions:
         max_errors=args.max_errors,
         profile_json=args.profile_json,
     )
-
-
-# ----------------------------------------------------------------------------- discovery commands
-def _spec_info(spec) -> dict[str, Any]:
-    fields = []
-    for f in attrs.fields(spec.config_cls):
-        default = f.default
-        if isinstance(default, attrs.Factory):  # pragma: no cover - configs use plain defaults
-            default = None
-        fields.append({"name": f.name, "default": to_plain(default)})
-    return {
-        "name": spec.name,
-        "aliases": list(spec.aliases),
-        "tags": sorted(spec.tags),
-        "description": spec.description,
-        "paper": spec.paper,
-        "config": fields,
-        "presets": sorted(MODEL_PRESETS.get(spec.name, {})),
-    }
-
-
-def _list_models(tags, as_json: bool, out: TextIO) -> int:
-    from pyimgano.registry import list_detectors
-
-    try:
-        names = list_detectors(tags)
-    except ValueError as exc:
-        raise UsageError(f"--tags: {exc}") from None
-    if as_json:
-        out.write(json.dumps(names) + "\n")
-    else:
-        for name in names:
-            out.write(name + "\n")
-    return 0
-
-
-def _model_info(name: str, as_json: bool, out: TextIO) -> int:
-    from pyimgano.registry import get_detector
-
-    try:
-        spec = get_detector(name)
-    except ValueError as exc:
-        raise UsageError(f"--model-info: {exc}") from None
-    info = _spec_info(spec)
-    if as_json:
-        out.write(json.dumps(info, sort_keys=True) + "\n")
-        return 0
-    out.write(f"{info['name']}: {info['description']}\n")
-    out.write(f"  paper: {info['paper']}\n")
-    out.write(f"  tags: {', '.join(info['tags'])}\n")
-    if info["aliases"]:
-        out.write(f"  aliases: {', '.join(info['aliases'])}\n")
-    if info["presets"]:
-        out.write(f"  presets: {', '.join(info['presets'])}\n")
-    out.write("  config (--model-kwargs):\n")
-    for field in info["config"]:
-        out.write(f"    {field['name']} = {json.dumps(field['default'])}\n")
-    return 0
 
 
 # ----------------------------------------------------------------------------- the run
@@ -860,15 +799,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     runner: _Runner | None = None
     try:
         if args.list_models:
-            return _list_models(args.tags, args.json, stdout)
+            return list_models(args.tags, args.json, stdout)
         if args.model_info is not None:
-            return _model_info(args.model_info, args.json, stdout)
+            return model_info(args.model_info, args.json, stdout)
         if args.tags is not None:
             raise UsageError("--tags filters --list-models; add --list-models")
         opts = resolve_options(args)
         runner = _Runner(opts, stdout=stdout, stderr=stderr)
         code = runner.run()
-    except UsageError as exc:
+    except (UsageError, DiscoveryError) as exc:
         print(f"{PROG}: error: {exc}", file=stderr)
         code = 2
     except KeyboardInterrupt:
