@@ -25,6 +25,7 @@ __all__ = [
     "positive",
     "tuple_or_none",
     "as_image_size",
+    "BackboneFeatureConfig",
 ]
 
 
@@ -130,3 +131,17 @@ def shape_anomaly_maps(
     if tuple(out_hw) != tuple(model_hw):
         maps = jax.image.resize(maps, (b, *out_hw), method="bilinear", antialias=True)
     return maps.astype(jnp.float32)
+
+
+@attrs.frozen
+class BackboneFeatureConfig:
+    """The fields every feature-based detector config starts with: the backbone, its taps
+    (None = the detector's default strides), its weights and the model input size.
+    Detector configs subclass it and add their own hyper-parameters after these."""
+
+    backbone: str = "efficientnet_lite0"
+    layers: tuple[str, ...] | None = attrs.field(default=None, converter=tuple_or_none)
+    pretrained: bool = True
+    weights_path: str | None = None
+    image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
+    interpolation: str = "bilinear"

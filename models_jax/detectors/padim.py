@@ -35,13 +35,12 @@ import numpy as np
 
 from models_jax.backbones import build_backbone, get_backbone_spec, load_backbone
 from models_jax.detectors.common import (
+    BackboneFeatureConfig,
     Prediction,
-    as_image_size,
     pad_batch,
     positive,
     resolve_layers,
     shape_anomaly_maps,
-    tuple_or_none,
 )
 from models_jax.ops import accumulate_moments, finalize_gaussian, init_moments, inverse_cholesky_factor, mahalanobis
 
@@ -49,15 +48,9 @@ __all__ = ["PaDiMConfig", "PaDiMState", "fit", "predict", "embed_positions"]
 
 
 @attrs.frozen
-class PaDiMConfig:
+class PaDiMConfig(BackboneFeatureConfig):
     """PaDiM hyper-parameters (hashable: passed to ``jit`` as static)."""
 
-    backbone: str = "efficientnet_lite0"
-    layers: tuple[str, ...] | None = attrs.field(default=None, converter=tuple_or_none)
-    pretrained: bool = True
-    weights_path: str | None = None
-    image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
-    interpolation: str = "bilinear"
     d_reduced: int = attrs.field(default=100, validator=positive)
     covariance_eps: float = attrs.field(default=0.01, validator=positive)
     blur_sigma: float = 4.0

@@ -48,13 +48,12 @@ import numpy as np
 
 from models_jax.backbones import build_backbone, load_backbone
 from models_jax.detectors.common import (
+    BackboneFeatureConfig,
     Prediction,
-    as_image_size,
     pad_batch,
     positive,
     resolve_layers,
     shape_anomaly_maps,
-    tuple_or_none,
 )
 from models_jax.ops import adaptive_avg_pool_last, greedy_coreset, nearest_neighbors
 
@@ -67,15 +66,9 @@ def _ratio(_inst, attribute, value) -> None:
 
 
 @attrs.frozen
-class PatchCoreConfig:
+class PatchCoreConfig(BackboneFeatureConfig):
     """PatchCore hyper-parameters (hashable: passed to ``jit`` as static)."""
 
-    backbone: str = "efficientnet_lite0"
-    layers: tuple[str, ...] | None = attrs.field(default=None, converter=tuple_or_none)
-    pretrained: bool = True
-    weights_path: str | None = None
-    image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
-    interpolation: str = "bilinear"
     patch_size: int = attrs.field(default=3, validator=positive)
     pretrain_embed_dim: int = attrs.field(default=1024, validator=positive)
     target_embed_dim: int = attrs.field(default=1024, validator=positive)

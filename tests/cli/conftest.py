@@ -11,15 +11,6 @@ import pyimgano
 from pyimgano.cli.infer import main
 
 SIZE = 32
-TINY_KWARGS = dict(
-    backbone="tiny_resnet",
-    pretrained=False,
-    image_size=SIZE,
-    pretrain_embed_dim=16,
-    target_embed_dim=16,
-    coreset_ratio=0.5,
-    batch_size=4,
-)
 
 
 def make_frame(seed: int, size: int = SIZE, defect: bool = False) -> np.ndarray:
@@ -56,12 +47,12 @@ def image_dirs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def checkpoint(image_dirs, tmp_path_factory):
+def checkpoint(image_dirs, tmp_path_factory, tiny_patchcore_kwargs):
     """A fitted tiny PatchCore state file with a calibrated threshold."""
     import glob
 
     train = sorted(glob.glob(image_dirs["train"] + "/*.png"))
-    state = pyimgano.fit("vision_patchcore", train, **TINY_KWARGS)
+    state = pyimgano.fit("vision_patchcore", train, **tiny_patchcore_kwargs)
     from pyimgano.inference import calibrate_threshold
 
     state = calibrate_threshold(state, train, quantile=0.995)
@@ -105,8 +96,3 @@ def make_frame_fn():
 def write_png_fn():
     """``write_png_fn(path, frame)`` writes an RGB frame as PNG (parents created); returns the path."""
     return write_png
-
-
-@pytest.fixture(scope="session")
-def tiny_kwargs():
-    return dict(TINY_KWARGS)

@@ -79,11 +79,11 @@ def test_hostile_file_names_land_inside_the_output_folder(make_frame_fn, write_p
     assert sorted(os.listdir(src)) == sorted(["a", *[os.path.basename(h) for h in hostile]])
 
 
-def test_train_dir_fits_calibrates_and_reports_the_stages(run_cli, image_dirs, tmp_path, tiny_kwargs):
+def test_train_dir_fits_calibrates_and_reports_the_stages(run_cli, image_dirs, tmp_path, tiny_patchcore_kwargs):
     import json
 
     prof = tmp_path / "p.json"
-    run = run_cli("--model", "vision_patchcore", "--model-kwargs", json.dumps(tiny_kwargs), "--train-dir",
+    run = run_cli("--model", "vision_patchcore", "--model-kwargs", json.dumps(tiny_patchcore_kwargs), "--train-dir",
                   image_dirs["train"], "--input", image_dirs["test"], "--calibration-quantile", "1.0", "--defects",
                   "--profile-json", prof, "--seed", "3")
     assert run.code == 0, run.err

@@ -9,16 +9,6 @@ from hypothesis import strategies as st
 
 import pyimgano
 
-TINY = dict(
-    backbone="tiny_resnet",
-    pretrained=False,
-    image_size=32,
-    pretrain_embed_dim=16,
-    target_embed_dim=16,
-    batch_size=4,
-)
-
-
 def _frames(n, seed):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:32, 0:32] / 32
@@ -36,13 +26,13 @@ def train():
 
 
 @pytest.fixture(scope="module")
-def full_bank_state(train):
-    return pyimgano.fit("vision_patchcore", train, "rgb_u8_hwc", coreset_ratio=1.0, **TINY)
+def full_bank_state(train, tiny_patchcore_kwargs):
+    return pyimgano.fit("vision_patchcore", train, "rgb_u8_hwc", **{**tiny_patchcore_kwargs, "coreset_ratio": 1.0})
 
 
 @pytest.fixture(scope="module")
-def coreset_state(train):
-    return pyimgano.fit("vision_patchcore", train, "rgb_u8_hwc", coreset_ratio=0.3, **TINY)
+def coreset_state(train, tiny_patchcore_kwargs):
+    return pyimgano.fit("vision_patchcore", train, "rgb_u8_hwc", **{**tiny_patchcore_kwargs, "coreset_ratio": 0.3})
 
 
 @settings(max_examples=10)

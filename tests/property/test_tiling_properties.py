@@ -1,7 +1,6 @@
 """Hypothesis invariants of the tile grid, the map blends and the tiled detector."""
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,42 +46,17 @@ def test_stitching_the_tiles_of_an_identity_detector_reproduces_the_image(plan, 
     np.testing.assert_allclose(out, image, rtol=1e-5, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def tiny_patchcore():
-    import pyimgano
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:32, 0:32] / 32.0
-    base = 0.5 + 0.25 * np.sin(2 * np.pi * 3 * xx) * np.cos(2 * np.pi * 2 * yy)
-    frames = [
-        np.clip(255 * (base[..., None] * [1.0, 0.9, 0.8] + rng.normal(0, 0.03, (32, 32, 3))), 0, 255).astype(np.uint8)
-        for _ in range(6)
-    ]
-    return pyimgano.fit(
-        "vision_patchcore",
-        np.stack(frames),
-        "rgb_u8_hwc",
-        backbone="tiny_resnet",
-        pretrained=False,
-        image_size=32,
-        pretrain_embed_dim=16,
-        target_embed_dim=16,
-        coreset_ratio=0.5,
-        batch_size=4,
-    )
-
-
 @settings(max_examples=4)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(SCORE_REDUCES), st.sampled_from(MAP_REDUCES))
 def test_tiled_and_untiled_scoring_agree_when_one_tile_covers_the_whole_image(
-    tiny_patchcore, seed, score_reduce, map_reduce
+    tiny_state, seed, score_reduce, map_reduce
 ):
     import pyimgano
 
     frames = np.random.default_rng(seed).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    tiled = TiledDetector(tiny_patchcore, tile_size=32, score_reduce=score_reduce, map_reduce=map_reduce, batch_size=2)
+    tiled = TiledDetector(tiny_state, tile_size=32, score_reduce=score_reduce, map_reduce=map_reduce, batch_size=2)
     scores, maps = tiled.tiled_predict(frames)
-    ref_scores, ref_maps = pyimgano.predict(tiny_patchcore, frames, "rgb_u8_hwc")
+    ref_scores, ref_maps = pyimgano.predict(tiny_state, frames, "rgb_u8_hwc")
     np.testing.assert_allclose(scores, np.asarray(ref_scores), rtol=1e-4, atol=1e-5)
     # Maps pass through the detector's blur in two differently batched programs: round-off only.
     np.testing.assert_allclose(maps, np.asarray(ref_maps), rtol=1e-3, atol=2e-3)

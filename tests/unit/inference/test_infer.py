@@ -107,8 +107,8 @@ def test_calibration_returns_a_new_state_with_quantile_threshold_and_provenance(
     assert sum(r.label for r in results) == 1  # linear interpolation below the top score
 
 
-def test_compat_object_gets_threshold_and_labels(tiny_kwargs, frames_factory, test_frames):
-    detector = create_model("vision_patchcore", **tiny_kwargs)
+def test_compat_object_gets_threshold_and_labels(tiny_patchcore_kwargs, frames_factory, test_frames):
+    detector = create_model("vision_patchcore", **tiny_patchcore_kwargs)
     detector.fit(frames_factory(6, seed=1))
     normal_bgr = np.ascontiguousarray(frames_factory(4, seed=11)[..., ::-1])
     returned = calibrate_threshold(detector, normal_bgr, input_format="bgr_u8_hwc", quantile=0.995)

@@ -45,8 +45,8 @@ def test_infer_through_a_tiled_detector_keeps_order_and_calibrates_its_own_thres
     tiled.threshold_ = None
 
 
-def test_wrapping_an_unfitted_compat_object_uses_it_once_fitted(tiny_kwargs, frames_factory):
-    detector = create_model("vision_patchcore", **tiny_kwargs)
+def test_wrapping_an_unfitted_compat_object_uses_it_once_fitted(tiny_patchcore_kwargs, frames_factory):
+    detector = create_model("vision_patchcore", **tiny_patchcore_kwargs)
     wrapped = TiledDetector(detector=detector, tile_size=32, score_reduce="topk_mean", score_topk=0.5)
     assert wrapped.supports_maps
     with pytest.raises(RuntimeError, match="not fitted"):
