@@ -233,34 +233,24 @@ def backbone_variable_shapes(name: str) -> dict[str, tuple[int, ...]]:
     Raises:
       ValueError: unknown name.
     """
-    abstract = jax.eval_shape(_init_fn(name, None), jax.random.key(0))
+    return _flat_shapes(jax.eval_shape(_init_fn(name, None), jax.random.key(0)))
+
+
+def _flat_shapes(tree, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """``{"a/b/kernel": shape}`` of a nested mapping of arrays (or shape structs)."""
     flat: dict[str, tuple[int, ...]] = {}
-
-    def walk(tree, prefix):
-        for key, value in tree.items():
-            path = f"{prefix}/{key}" if prefix else str(key)
-            if hasattr(value, "items"):
-                walk(value, path)
-            else:
-                flat[path] = tuple(value.shape)
-
-    walk(abstract, "")
+    for key, value in tree.items():
+        path = f"{prefix}/{key}" if prefix else str(key)
+        if hasattr(value, "items"):
+            flat.update(_flat_shapes(value, path))
+        else:
+            flat[path] = tuple(np.shape(value))
     return flat
 
 
 def _check_variables(name: str, variables, source: str) -> None:
     expected = backbone_variable_shapes(name)
-    got: dict[str, tuple[int, ...]] = {}
-
-    def walk(tree, prefix):
-        for key, value in tree.items():
-            path = f"{prefix}/{key}" if prefix else str(key)
-            if hasattr(value, "items"):
-                walk(value, path)
-            else:
-                got[path] = tuple(np.shape(value))
-
-    walk(variables, "")
+    got = _flat_shapes(variables)
     missing = sorted(set(expected) - set(got))
     extra = sorted(set(got) - set(expected))
     wrong = [f"{p}: {got[p]} vs {expected[p]}" for p in sorted(set(got) & set(expected)) if got[p] != expected[p]]
