@@ -21,7 +21,7 @@ import numpy as np
 
 from models_jax.backbones import get_backbone_spec
 from pyimgano.devices import data_parallel, device_count, replicate, shard_batch
-from pyimgano.inputs import canonicalize_images, prepare_backbone_input
+from pyimgano.inputs import IMAGENET_MEAN, IMAGENET_STD, canonicalize_images, prepare_backbone_input
 from pyimgano.registry import get_detector
 from pyimgano.state import DetectorState
 
@@ -181,9 +181,7 @@ def preprocess_on_device(state: DetectorState, frames: jax.Array) -> jax.Array:
         x = jax.image.resize(x, (x.shape[0], h, w, x.shape[3]), method=method, antialias=False)
     normalization = get_backbone_spec(config.backbone).normalization
     if normalization == "imagenet":
-        mean = jnp.asarray([0.485, 0.456, 0.406], jnp.float32)
-        std = jnp.asarray([0.229, 0.224, 0.225], jnp.float32)
-        return (x / 255.0 - mean) / std
+        return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     if normalization == "efficientnet_lite":
         return (x - 127.0) / 128.0
     raise ValueError(f"unknown backbone normalization {normalization!r}")

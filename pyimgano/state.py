@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from pyimgano._version import __version__
 from pyimgano.registry import get_detector
+from weights_convert.io import atomic_write_bytes
 from weights_convert.mapping import flatten_variables, unflatten_variables
 
 __all__ = ["DetectorState", "save_state", "load_state", "STATE_FORMAT", "STATE_SCHEMA_VERSION"]
@@ -83,7 +83,7 @@ def _config_from_json(config_cls, data: Mapping) -> Any:
 
 def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
     """Write ``state`` to one file atomically (temp file + rename); returns the path."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     if not isinstance(state, DetectorState):
         raise TypeError(f"save_state expects a DetectorState, got {type(state).__name__}")
@@ -110,15 +110,7 @@ def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
         "threshold_provenance": json.dumps(state.provenance, sort_keys=True),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
 
 

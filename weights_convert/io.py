@@ -20,7 +20,7 @@ import safetensors.numpy
 
 from weights_convert.mapping import flatten_variables, unflatten_variables
 
-__all__ = ["WEIGHTS_FORMAT", "REQUIRED_METADATA", "save_variables", "load_variables"]
+__all__ = ["WEIGHTS_FORMAT", "REQUIRED_METADATA", "save_variables", "load_variables", "atomic_write_bytes"]
 
 WEIGHTS_FORMAT = "pyimgano-weights"
 REQUIRED_METADATA: tuple[str, ...] = ("format", "arch", "source_sha256", "converter_version")
@@ -56,17 +56,7 @@ def save_variables(path: str | os.PathLike, variables: Mapping, metadata: Mappin
     tensors = {name: np.array(leaf, order="C") for name, leaf in flat.items()}
     blob = safetensors.numpy.save(tensors, metadata=meta)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(target, blob)
     return target
 
 
@@ -101,3 +91,27 @@ def load_variables(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     if missing:
         raise ValueError(f"{str(target)!r} metadata lacks {missing}")
     return unflatten_variables(flat), metadata
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically: a temporary sibling file, fsync, then ``os.replace``.
+
+    Parent folders are created. A crash or an error mid-write never leaves a
+    half-written file: readers see the old file or the complete new one.
+    Returns the path as a string.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pyimgano._atomic import atomic_write_bytes
+from weights_convert.io import atomic_write_bytes
 
-__all__ = ["safe_stem", "artifact_name", "artifact_path", "atomic_write_bytes", "save_npy"]
+__all__ = ["safe_stem", "artifact_name", "artifact_path", "save_npy"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_STEM = 80

@@ -18,7 +18,7 @@ from typing import Any, Mapping, TextIO
 
 import numpy as np
 
-from pyimgano._atomic import atomic_write_bytes
+from weights_convert.io import atomic_write_bytes
 
 __all__ = ["RecordWriter", "to_plain", "error_record", "dumps_record", "atomic_write_json"]
 

@@ -14,11 +14,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pyimgano._atomic import atomic_write_bytes
 from pyimgano.defects.config import MASK_FORMATS
 from pyimgano.defects.stages import as_anomaly_map
+from weights_convert.io import atomic_write_bytes
 
-__all__ = ["save_mask", "render_overlay", "save_overlay", "atomic_write_bytes"]
+__all__ = ["save_mask", "render_overlay", "save_overlay"]
 
 # Colours (RGB) of the mask panel: fill blended at _MASK_FILL_ALPHA, outline drawn solid.
 _MASK_FILL_RGB = (255, 0, 0)
