@@ -17,6 +17,7 @@ from pyimgano import api
 from pyimgano.inference.results import InferenceResult, label_from_score
 from pyimgano.inference.threshold import quantile_threshold
 from pyimgano.inputs import ImageFormat, canonicalize_images, parse_image_format
+from pyimgano.inputs.canonical import group_by_size
 from pyimgano.registry import get_detector
 from pyimgano.state import DetectorState
 
@@ -134,10 +135,7 @@ def infer(
         canonical = canonicalize_images(list(chunk), input_format=fmt, u16_max=u16_max)
         scores = np.zeros(len(canonical), np.float32)
         maps: list[np.ndarray | None] = [None] * len(canonical)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, frame in enumerate(canonical):
-            by_size.setdefault(frame.shape[:2], []).append(i)
-        for indices in by_size.values():
+        for indices in group_by_size(canonical):
             s, m = _score_group(kind, state, tiled, [canonical[i] for i in indices], want_maps, batch_size)
             scores[indices] = s
             if m is not None:

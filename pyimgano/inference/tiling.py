@@ -556,10 +556,12 @@ class TiledDetector:
 
     def decision_function(self, X, *, input_format=None) -> np.ndarray:
         """Tiled image scores ``f32[N]`` (paths, or arrays of ``input_format``, default RGB/u8/HWC)."""
+        from pyimgano.inputs.canonical import group_by_size
+
         frames = self._canonical_groups(X, input_format)
         out = np.zeros(len(frames), np.float32)
-        for indices, group in _by_size(frames):
-            out[indices] = self.tiled_predict(group, want_maps=False)[0]
+        for indices in group_by_size(frames):
+            out[indices] = self.tiled_predict([frames[i] for i in indices], want_maps=False)[0]
         return out
 
     def predict_anomaly_map(self, X, *, input_format=None) -> np.ndarray:
@@ -588,12 +590,3 @@ class TiledDetector:
             f"TiledDetector(tile_size={c.tile_size}, stride={c.stride}, score_reduce={c.score_reduce!r}, "
             f"score_topk={c.score_topk!r}, map_reduce={c.map_reduce!r}, threshold_={self.threshold_!r})"
         )
-
-
-def _by_size(frames: Sequence[np.ndarray]):
-    """``(indices, frames)`` per distinct frame size, first-seen order."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, frame in enumerate(frames):
-        groups.setdefault(tuple(frame.shape[:2]), []).append(i)
-    for indices in groups.values():
-        yield indices, np.stack([frames[i] for i in indices])

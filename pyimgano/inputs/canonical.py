@@ -11,7 +11,7 @@ from pyimgano.inputs.decode import load_image
 from pyimgano.inputs.formats import IMAGE_FORMATS, parse_image_format
 from pyimgano.inputs.normalize import check_u16_max, normalize_frames
 
-__all__ = ["canonicalize_images"]
+__all__ = ["canonicalize_images", "group_by_size"]
 
 
 def _is_path(item) -> bool:
@@ -99,3 +99,11 @@ def canonicalize_images(images, *, input_format=None, u16_max: int | None = None
             )
         frames.append(normalize_frames(item, fmt, full_scale, where))
     return frames
+
+
+def group_by_size(frames) -> list[list[int]]:
+    """Indices of ``frames`` per distinct ``(H, W)``, sizes in first-seen order, indices ascending."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, frame in enumerate(frames):
+        groups.setdefault(tuple(frame.shape[:2]), []).append(i)
+    return list(groups.values())
