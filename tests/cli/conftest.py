@@ -10,21 +10,6 @@ import pytest
 import pyimgano
 from pyimgano.cli.infer import main
 
-SIZE = 32
-
-
-def make_frame(seed: int, size: int = SIZE, defect: bool = False) -> np.ndarray:
-    """A smooth textured RGB u8 frame; ``defect`` paints an 8x8 magenta square."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    base = 0.5 + 0.25 * np.sin(2 * np.pi * (3 * xx + rng.uniform(0, 0.3))) * np.cos(2 * np.pi * 2 * yy)
-    img = np.stack([base, base * 0.9, base * 0.8], axis=-1) + rng.normal(0, 0.02, (size, size, 3))
-    frame = np.clip(img * 255, 0, 255).astype(np.uint8)
-    if defect:
-        frame[size // 3 : size // 3 + 8, size // 2 : size // 2 + 8] = (255, 0, 255)
-    return frame
-
-
 def write_png(path, frame) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     # imencode + write_bytes: cv2.imwrite cannot write unicode paths on every platform.
@@ -35,8 +20,22 @@ def write_png(path, frame) -> str:
 
 
 @pytest.fixture(scope="session")
-def image_dirs(tmp_path_factory):
+def make_frame_fn(frames_factory, defect):
+    """``make_frame_fn(seed, size=32, defect=False)`` -> u8[size, size, 3] RGB; a defect is an 8x8 magenta square."""
+
+    paint = defect
+
+    def make_frame(seed: int, size: int = 32, defect: bool = False) -> np.ndarray:
+        frame = frames_factory(1, size=size, seed=seed)[0]
+        return paint(frame, size=8) if defect else frame
+
+    return make_frame
+
+
+@pytest.fixture(scope="session")
+def image_dirs(tmp_path_factory, make_frame_fn):
     """``{"train": dir of 6 normal PNGs, "test": dir with 2 normal + 1 defective PNG}``."""
+    make_frame = make_frame_fn
     root = tmp_path_factory.mktemp("cli_images")
     for i in range(6):
         write_png(root / "train" / f"good_{i}.png", make_frame(i))
@@ -84,12 +83,6 @@ def run_cli():
         return Run(code, out.getvalue(), err.getvalue())
 
     return run
-
-
-@pytest.fixture(scope="session")
-def make_frame_fn():
-    """``make_frame_fn(seed, size=32, defect=False)`` -> u8[size, size, 3] RGB."""
-    return make_frame
 
 
 @pytest.fixture(scope="session")
