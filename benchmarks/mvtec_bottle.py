@@ -79,7 +79,7 @@ def predict_gflop_per_image(state) -> float:
 def backbone_rate(state, images: np.ndarray) -> tuple[float, float]:
     """(GFLOP per image, images/s) of the backbone alone, up to the detector's taps."""
     from models_jax.backbones import build_backbone
-    from pyimgano.api import prepare_frames
+    from pyimgano.scoring import prepare_frames
 
     config = state.config
     module = build_backbone(config.backbone)

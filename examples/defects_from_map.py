@@ -4,7 +4,8 @@ Builds synthetic anomaly maps (no model, no data set): a few "normal" maps of
 low noise to calibrate the pixel threshold, and one test map with a compact
 defect, a speckle and a thin bright strip along the border.  Then:
 
-1. resolve the pixel threshold from the normal maps (normal_pixel_quantile),
+1. resolve the pixel threshold from the normal maps (the quantile of their maxima,
+   ``normal_map_max_quantile``),
 2. run the ``industrial-defects-fp40`` preset,
 3. print the JSONL ``defects`` block,
 4. with ``--out DIR``: write the mask (PNG) and the FP-review overlay.

@@ -5,6 +5,8 @@ The functional core::
     state = pyimgano.fit("vision_patchcore", frames, "bgr_u8_hwc")
     scores = pyimgano.score(state, frames, "bgr_u8_hwc")        # f32[N]
     maps = pyimgano.anomaly_maps(state, frames, "bgr_u8_hwc")   # f32[N, H, W]
+    state = pyimgano.calibrate(state, other_normal_frames, "bgr_u8_hwc")  # a new state with a threshold
+    state = pyimgano.fit_calibrated("vision_patchcore", frames, "bgr_u8_hwc")  # holds out 20 % to calibrate
 
 The top-level names are imported lazily, so host-only subpackages
 (``pyimgano.inputs``, ``pyimgano.defects``, ``pyimgano.metrics``) load without jax.
@@ -22,7 +24,14 @@ __all__ = [
     "score",
     "anomaly_maps",
     "predict",
+    "calibrate",
+    "fit_calibrated",
     "DetectorState",
+    "with_threshold",
+    "with_pixel_threshold",
+    "with_tiling",
+    "with_postprocess",
+    "TileConfig",
     "save_state",
     "load_state",
     "get_detector",
@@ -34,7 +43,14 @@ _LAZY = {
     "score": "pyimgano.api",
     "anomaly_maps": "pyimgano.api",
     "predict": "pyimgano.api",
+    "calibrate": "pyimgano.calibration",
+    "fit_calibrated": "pyimgano.calibration",
     "DetectorState": "pyimgano.state",
+    "with_threshold": "pyimgano.state",
+    "with_pixel_threshold": "pyimgano.state",
+    "with_tiling": "pyimgano.state",
+    "with_postprocess": "pyimgano.state",
+    "TileConfig": "pyimgano.tiling",
     "save_state": "pyimgano.state",
     "load_state": "pyimgano.state",
     "get_detector": "pyimgano.registry",

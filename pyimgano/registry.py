@@ -12,7 +12,7 @@ import attrs
 
 from models_jax.detectors import padim, patchcore
 
-__all__ = ["DetectorSpec", "KNOWN_TAGS", "DETECTORS", "get_detector", "list_detectors"]
+__all__ = ["DetectorSpec", "KNOWN_TAGS", "DETECTORS", "get_detector", "list_detectors", "detector_specs"]
 
 KNOWN_TAGS = frozenset(
     {"numpy", "pixel_map", "requires_training", "requires_checkpoint", "pretrained_backbone", "ensemble"}
@@ -26,7 +26,7 @@ class DetectorSpec:
     name: str
     config_cls: type
     state_cls: type
-    fit: Callable[..., Any]  # (config, batches, *, key, progress) -> state
+    fit: Callable[..., Any]  # (config, batches, *, key, backbone_variables, progress) -> state
     predict: Callable[..., Any]  # (state, images f32[B,H,W,3], out_hw) -> Prediction
     tags: frozenset[str]
     description: str
@@ -91,3 +91,8 @@ def list_detectors(tags: Iterable[str] | None = None) -> list[str]:
         raise ValueError(f"unknown tags {unknown}; accepted: {sorted(KNOWN_TAGS)}")
     names = {spec.name for spec in DETECTORS.values() if wanted <= spec.tags}
     return sorted(names)
+
+
+def detector_specs() -> list[DetectorSpec]:
+    """Every registered spec once (aliases folded), in registration order."""
+    return list({id(spec): spec for spec in DETECTORS.values()}.values())

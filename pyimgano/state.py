@@ -1,9 +1,25 @@
-"""``DetectorState``: an immutable fitted detector, and its single-file save/load.
+"""``DetectorState``: one immutable, deployable detector, and its single-file save/load.
 
-The file is a safetensors archive (no pickle): every array leaf of the
-detector's state under a ``/``-joined path, plus a JSON metadata header with
-``format``, ``schema_version``, the detector name, its config, the image
-threshold and its provenance.  Loading refuses files written by a newer schema.
+A state carries everything a line needs to turn frames into decisions, as data:
+
+- ``detector`` and ``model``: the registered name and the fitted model pytree;
+- ``threshold`` / ``threshold_provenance``: the image threshold and where it came from;
+- ``pixel_threshold`` / ``pixel_threshold_provenance``: the defect threshold (optional);
+- ``tiling``: a :class:`~pyimgano.tiling.TileConfig` (optional);
+- ``postprocess``: an :class:`~pyimgano.postprocess.AnomalyMapPostprocess` (optional).
+
+Only ``model`` holds arrays (a pytree data field); the rest is static metadata.
+Every change returns a new state (:func:`with_threshold`, :func:`with_tiling`, ...),
+and a change that makes a calibrated threshold meaningless drops it: tiled scores
+live on another scale than whole-frame scores, so :func:`with_tiling` clears both
+thresholds; new map post-processing changes the maps but not the scores, so
+:func:`with_postprocess` clears the pixel threshold only.
+
+The file is a safetensors archive (no pickle): every array leaf of the model
+under a ``/``-joined path, plus a JSON metadata header (``format``,
+``schema_version``, detector, config, thresholds with provenance, tiling,
+postprocess). Loading reads schema 1 (image threshold only) and 2, and refuses
+newer schemas.
 """
 
 from __future__ import annotations
@@ -18,38 +34,85 @@ import jax
 import numpy as np
 
 from pyimgano._version import __version__
+from pyimgano.fileio import atomic_write_bytes, flatten_tree, unflatten_tree
+from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.registry import get_detector
-from weights_convert.io import atomic_write_bytes
-from weights_convert.mapping import flatten_variables, unflatten_variables
+from pyimgano.tiling import TileConfig
 
-__all__ = ["DetectorState", "save_state", "load_state", "STATE_FORMAT", "STATE_SCHEMA_VERSION"]
+__all__ = [
+    "DetectorState",
+    "save_state",
+    "load_state",
+    "with_threshold",
+    "with_pixel_threshold",
+    "with_tiling",
+    "with_postprocess",
+    "STATE_FORMAT",
+    "STATE_SCHEMA_VERSION",
+]
 
 STATE_FORMAT = "pyimgano-detector-state"
-STATE_SCHEMA_VERSION = 1
+STATE_SCHEMA_VERSION = 2
+
+
+def _freeze_value(value, where: str):
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze_value(v, where) for v in value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise ValueError(f"{where} values must be JSON scalars or lists of them, got {type(value).__name__}: {value!r}")
 
 
 def _freeze_provenance(value):
+    """A provenance mapping -> a sorted tuple of ``(key, value)`` pairs (hashable, comparable)."""
     if value is None:
         return None
     if isinstance(value, Mapping):
-        return tuple(sorted((str(k), v) for k, v in value.items()))
-    return tuple(value)
+        items = value.items()
+    else:
+        items = tuple(value)
+    return tuple(sorted((str(k), _freeze_value(v, f"provenance {k!r}")) for k, v in items))
+
+
+def _thaw(value):
+    return [_thaw(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _optional_float(value):
+    return None if value is None else float(value)
+
+
+def _optional_instance(cls):
+    def check(_instance, attribute, value) -> None:
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"{attribute.name} must be a {cls.__name__} or None, got {type(value).__name__}")
+
+    return check
 
 
 @attrs.frozen
 class DetectorState:
-    """A fitted detector: its registered name, its model state, and an optional image threshold.
+    """A fitted detector with its deployment settings (a JAX pytree; only ``model`` holds arrays).
 
-    A JAX pytree: ``model`` holds the arrays; the name, threshold and provenance
-    are static metadata. Create it with :func:`pyimgano.fit` or :func:`load_state`;
-    calibration returns a new state (``attrs.evolve``).
+    Create one with :func:`pyimgano.fit` (or :func:`pyimgano.fit_calibrated`) or
+    :func:`load_state`; change it with :func:`pyimgano.calibrate`, :func:`with_threshold`,
+    :func:`with_pixel_threshold`, :func:`with_tiling` or :func:`with_postprocess`, each of
+    which returns a new state.
     """
 
     detector: str
     model: Any  # the detector module's state, e.g. PatchCoreState
-    threshold: float | None = None
-    threshold_provenance: tuple[tuple[str, Any], ...] | None = attrs.field(
+    threshold: float | None = attrs.field(default=None, converter=_optional_float)
+    threshold_provenance: tuple[tuple[str, Any], ...] | None = attrs.field(default=None, converter=_freeze_provenance)
+    pixel_threshold: float | None = attrs.field(default=None, converter=_optional_float)
+    pixel_threshold_provenance: tuple[tuple[str, Any], ...] | None = attrs.field(
         default=None, converter=_freeze_provenance
+    )
+    tiling: TileConfig | None = attrs.field(default=None, validator=_optional_instance(TileConfig))
+    postprocess: AnomalyMapPostprocess | None = attrs.field(
+        default=None, validator=_optional_instance(AnomalyMapPostprocess)
     )
 
     @property
@@ -59,17 +122,114 @@ class DetectorState:
 
     @property
     def provenance(self) -> dict | None:
-        """Threshold provenance as a dict (method, quantile, source, count, ...)."""
-        return None if self.threshold_provenance is None else dict(self.threshold_provenance)
+        """Image-threshold provenance as a dict (method, quantile, source, count, ...)."""
+        return None if self.threshold_provenance is None else {k: _thaw(v) for k, v in self.threshold_provenance}
+
+    @property
+    def pixel_provenance(self) -> dict | None:
+        """Pixel-threshold provenance as a dict."""
+        if self.pixel_threshold_provenance is None:
+            return None
+        return {k: _thaw(v) for k, v in self.pixel_threshold_provenance}
 
 
 jax.tree_util.register_dataclass(
-    DetectorState, data_fields=["model"], meta_fields=["detector", "threshold", "threshold_provenance"]
+    DetectorState,
+    data_fields=["model"],
+    meta_fields=[
+        "detector",
+        "threshold",
+        "threshold_provenance",
+        "pixel_threshold",
+        "pixel_threshold_provenance",
+        "tiling",
+        "postprocess",
+    ],
 )
 
 
-def _config_to_json(config) -> dict:
-    return attrs.asdict(config)
+def _check_state(state) -> None:
+    if not isinstance(state, DetectorState):
+        raise TypeError(
+            f"expected a DetectorState (from pyimgano.fit or pyimgano.load_state), got {type(state).__name__}"
+        )
+
+
+def _finite_threshold(value, what: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a finite number, got {value!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return value
+
+
+def with_threshold(state: DetectorState, threshold: float | None, provenance: Mapping | None = None) -> DetectorState:
+    """A copy with the image threshold set (None removes it). Default provenance: ``fixed / explicit``."""
+    _check_state(state)
+    if threshold is None:
+        return attrs.evolve(state, threshold=None, threshold_provenance=None)
+    value = _finite_threshold(threshold, "threshold")
+    return attrs.evolve(
+        state, threshold=value, threshold_provenance=provenance or {"method": "fixed", "source": "explicit"}
+    )
+
+
+def with_pixel_threshold(
+    state: DetectorState, pixel_threshold: float | None, provenance: Mapping | None = None
+) -> DetectorState:
+    """A copy with the pixel (defect) threshold set (None removes it). Default provenance: ``fixed / explicit``."""
+    _check_state(state)
+    if pixel_threshold is None:
+        return attrs.evolve(state, pixel_threshold=None, pixel_threshold_provenance=None)
+    value = _finite_threshold(pixel_threshold, "pixel_threshold")
+    return attrs.evolve(
+        state,
+        pixel_threshold=value,
+        pixel_threshold_provenance=provenance or {"method": "fixed", "source": "explicit"},
+    )
+
+
+def with_tiling(state: DetectorState, tiling: TileConfig | Mapping | None) -> DetectorState:
+    """A copy that scores tile by tile with ``tiling`` (a :class:`TileConfig`, its dict, or None).
+
+    When the tiling changes, both thresholds are dropped: tiled scores and maps live
+    on another scale, so a threshold calibrated without this tiling means nothing
+    with it. Calibrate again (:func:`pyimgano.calibrate`). The same tiling returns
+    ``state`` unchanged.
+    """
+    _check_state(state)
+    if isinstance(tiling, Mapping):
+        tiling = TileConfig.from_dict(tiling)
+    if tiling == state.tiling:
+        return state
+    return attrs.evolve(
+        state,
+        tiling=tiling,
+        threshold=None,
+        threshold_provenance=None,
+        pixel_threshold=None,
+        pixel_threshold_provenance=None,
+    )
+
+
+def with_postprocess(state: DetectorState, postprocess: AnomalyMapPostprocess | Mapping | None) -> DetectorState:
+    """A copy whose maps are post-processed with ``postprocess`` (or not, for None).
+
+    Scores do not change, so the image threshold is kept; maps do, so a pixel
+    threshold set for other post-processing is dropped. The same settings return
+    ``state`` unchanged.
+    """
+    _check_state(state)
+    if isinstance(postprocess, Mapping):
+        postprocess = AnomalyMapPostprocess.from_dict(postprocess)
+    if postprocess == state.postprocess:
+        return state
+    return attrs.evolve(state, postprocess=postprocess, pixel_threshold=None, pixel_threshold_provenance=None)
+
+
+# -- the state file ---------------------------------------------------------------------------
 
 
 def _config_from_json(config_cls, data: Mapping) -> Any:
@@ -85,8 +245,7 @@ def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
     """Write ``state`` to one file atomically (temp file + rename); returns the path."""
     from safetensors.numpy import save
 
-    if not isinstance(state, DetectorState):
-        raise TypeError(f"save_state expects a DetectorState, got {type(state).__name__}")
+    _check_state(state)
     spec = get_detector(state.detector)
     model = state.model
     tensors: dict[str, np.ndarray] = {}
@@ -95,7 +254,7 @@ def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
             continue
         value = getattr(model, field.name)
         if isinstance(value, Mapping):
-            tensors.update(flatten_variables(value, field.name))
+            tensors.update(flatten_tree(value, field.name))
         else:
             tensors[field.name] = value
     # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
@@ -105,13 +264,24 @@ def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
         "schema_version": str(STATE_SCHEMA_VERSION),
         "pyimgano_version": __version__,
         "detector": spec.name,
-        "config": json.dumps(_config_to_json(model.config), sort_keys=True),
+        "config": json.dumps(attrs.asdict(model.config), sort_keys=True),
         "threshold": json.dumps(state.threshold),
         "threshold_provenance": json.dumps(state.provenance, sort_keys=True),
+        "pixel_threshold": json.dumps(state.pixel_threshold),
+        "pixel_threshold_provenance": json.dumps(state.pixel_provenance, sort_keys=True),
+        "tiling": json.dumps(None if state.tiling is None else state.tiling.to_dict(), sort_keys=True),
+        "postprocess": json.dumps(None if state.postprocess is None else state.postprocess.to_dict(), sort_keys=True),
     }
     path = Path(path)
     atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
+
+
+def _json_field(metadata: Mapping[str, str], key: str, path: Path):
+    try:
+        return json.loads(metadata.get(key, "null"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: state header field {key!r} is not valid JSON ({exc.msg})") from None
 
 
 def load_state(path: str | os.PathLike) -> DetectorState:
@@ -119,7 +289,8 @@ def load_state(path: str | os.PathLike) -> DetectorState:
 
     Raises:
       FileNotFoundError: the path does not exist.
-      ValueError: not a pyimgano state file, a newer schema, or a config this version rejects.
+      ValueError: not a pyimgano state file, a newer schema, or a config / threshold /
+        tiling / post-processing block this version rejects.
     """
     from safetensors import safe_open
 
@@ -141,12 +312,18 @@ def load_state(path: str | os.PathLike) -> DetectorState:
             f"({__version__}) supports ({STATE_SCHEMA_VERSION}); upgrade pyimgano to load it"
         )
     spec = get_detector(metadata["detector"])
-    config = _config_from_json(spec.config_cls, json.loads(metadata["config"]))
-    fields = unflatten_variables(tensors)
+    config = _config_from_json(spec.config_cls, _json_field(metadata, "config", path))
+    fields = unflatten_tree(tensors)
     model = spec.state_cls(config=config, **jax.tree_util.tree_map(jax.numpy.asarray, fields))
+    tiling = _json_field(metadata, "tiling", path)
+    postprocess = _json_field(metadata, "postprocess", path)
     return DetectorState(
         detector=spec.name,
         model=model,
-        threshold=json.loads(metadata.get("threshold", "null")),
-        threshold_provenance=json.loads(metadata.get("threshold_provenance", "null")),
+        threshold=_json_field(metadata, "threshold", path),
+        threshold_provenance=_json_field(metadata, "threshold_provenance", path),
+        pixel_threshold=_json_field(metadata, "pixel_threshold", path),
+        pixel_threshold_provenance=_json_field(metadata, "pixel_threshold_provenance", path),
+        tiling=None if tiling is None else TileConfig.from_dict(tiling),
+        postprocess=None if postprocess is None else AnomalyMapPostprocess.from_dict(postprocess),
     )

@@ -7,13 +7,16 @@
   variables (:func:`get_mapping`), validates every key and shape
   (:class:`ConversionError` lists all problems) and optionally writes a
   safetensors file (:func:`save_variables` / :func:`load_variables`).
-- :func:`pretrained_variables` converts the packaged EfficientNet-Lite0
-  weights once into :func:`cache_dir` and reads them from there afterwards.
+
+Loading weights for a detector (the packaged EfficientNet-Lite0 weights, their
+cache, converted files) is the shell's job: :mod:`pyimgano.weights`. This
+package imports :mod:`models_jax` (for the backbones' variable shapes), never
+the reverse.
 
 See ``docs/weights.md``.
 """
 
-from weights_convert.convert import cache_dir, convert_checkpoint, pretrained_variables
+from weights_convert.convert import convert_checkpoint
 from weights_convert.io import load_variables, save_variables
 from weights_convert.mapping import ConversionError
 from weights_convert.mappings import get_mapping
@@ -27,7 +30,5 @@ __all__ = [
     "convert_checkpoint",
     "save_variables",
     "load_variables",
-    "pretrained_variables",
-    "cache_dir",
     "get_mapping",
 ]

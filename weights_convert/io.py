@@ -10,7 +10,6 @@ plain header + raw bytes format: loading it executes nothing.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -18,9 +17,9 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from weights_convert.mapping import flatten_variables, unflatten_variables
+from pyimgano.fileio import atomic_write_bytes, flatten_tree, unflatten_tree
 
-__all__ = ["WEIGHTS_FORMAT", "REQUIRED_METADATA", "save_variables", "load_variables", "atomic_write_bytes"]
+__all__ = ["WEIGHTS_FORMAT", "REQUIRED_METADATA", "save_variables", "load_variables"]
 
 WEIGHTS_FORMAT = "pyimgano-weights"
 REQUIRED_METADATA: tuple[str, ...] = ("format", "arch", "source_sha256", "converter_version")
@@ -51,7 +50,7 @@ def save_variables(path: str | os.PathLike, variables: Mapping, metadata: Mappin
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ValueError(f"metadata lacks required keys {missing}; required: {list(REQUIRED_METADATA)}")
-    flat = flatten_variables(variables)
+    flat = flatten_tree(variables)
     # np.array, not ascontiguousarray: the latter turns 0-d leaves into shape (1,).
     tensors = {name: np.array(leaf, order="C") for name, leaf in flat.items()}
     blob = safetensors.numpy.save(tensors, metadata=meta)
@@ -90,28 +89,4 @@ def load_variables(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     missing = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing:
         raise ValueError(f"{str(target)!r} metadata lacks {missing}")
-    return unflatten_variables(flat), metadata
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
-    """Write ``data`` to ``path`` atomically: a temporary sibling file, fsync, then ``os.replace``.
-
-    Parent folders are created. A crash or an error mid-write never leaves a
-    half-written file: readers see the old file or the complete new one.
-    Returns the path as a string.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return unflatten_tree(flat), metadata

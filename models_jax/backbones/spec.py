@@ -35,8 +35,8 @@ class BackboneSpec:
         ``f32[B, h, w, C]``); taps absent here (``logits``, ``cls_token``) are
         returned as ``f32[B, C]``.  For a ViT the stride is the patch size.
       default_input_size: the square input side the backbone was trained at.
-      has_pretrained: whether ``load_backbone(name, pretrained=True)`` works
-        without a ``weights_path`` (true only for offline-packaged weights).
+      has_pretrained: whether ImageNet weights ship with an installed package
+        (offline), so ``pretrained=True`` works without a ``weights_path``.
     """
 
     name: str

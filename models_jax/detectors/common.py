@@ -6,7 +6,7 @@ validation) or a pure ``jnp`` function meant to be called inside a detector's ji
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import attrs
 import jax
@@ -133,14 +133,26 @@ def shape_anomaly_maps(
     return maps.astype(jnp.float32)
 
 
+def _layers_for(value, config) -> tuple[str, ...]:
+    """attrs converter (takes self): explicit taps validated, None -> the detector's default strides."""
+    return resolve_layers(config.backbone, tuple_or_none(value), config.LAYER_STRIDES)
+
+
 @attrs.frozen
 class BackboneFeatureConfig:
     """The fields every feature-based detector config starts with: the backbone, its taps
-    (None = the detector's default strides), its weights and the model input size.
-    Detector configs subclass it and add their own hyper-parameters after these."""
+    (None = the taps at the detector's ``LAYER_STRIDES``), where its weights come from and
+    the model input size. Detector configs subclass it, set ``LAYER_STRIDES`` and add their
+    own hyper-parameters after these. The backbone name and taps are validated at
+    construction, so a bad config never reaches ``fit``.
+
+    ``pretrained`` / ``weights_path`` / ``seed`` are read by the shell
+    (:mod:`pyimgano.weights`), which hands the variables to the detector's ``fit``."""
+
+    LAYER_STRIDES: ClassVar[tuple[int, ...]] = (8, 16)
 
     backbone: str = "efficientnet_lite0"
-    layers: tuple[str, ...] | None = attrs.field(default=None, converter=tuple_or_none)
+    layers: tuple[str, ...] = attrs.field(default=None, converter=attrs.Converter(_layers_for, takes_self=True))
     pretrained: bool = True
     weights_path: str | None = None
     image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)

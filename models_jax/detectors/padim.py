@@ -33,13 +33,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.backbones import build_backbone, get_backbone_spec, load_backbone
+from models_jax.backbones import build_backbone, get_backbone_spec
 from models_jax.detectors.common import (
     BackboneFeatureConfig,
     Prediction,
     pad_batch,
     positive,
-    resolve_layers,
     shape_anomaly_maps,
 )
 from models_jax.ops import accumulate_moments, finalize_gaussian, init_moments, inverse_cholesky_factor, mahalanobis
@@ -51,6 +50,8 @@ __all__ = ["PaDiMConfig", "PaDiMState", "fit", "predict", "embed_positions"]
 class PaDiMConfig(BackboneFeatureConfig):
     """PaDiM hyper-parameters (hashable: passed to ``jit`` as static)."""
 
+    LAYER_STRIDES = (4, 8, 16)
+
     d_reduced: int = attrs.field(default=100, validator=positive)
     covariance_eps: float = attrs.field(default=0.01, validator=positive)
     blur_sigma: float = 4.0
@@ -60,9 +61,8 @@ class PaDiMConfig(BackboneFeatureConfig):
     def __attrs_post_init__(self) -> None:
         if self.blur_sigma < 0:
             raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
-        layers = resolve_layers(self.backbone, self.layers, (4, 8, 16))
-        object.__setattr__(self, "layers", layers)
         spec = get_backbone_spec(self.backbone)
+        layers = self.layers
         total = sum(spec.channels(tap) for tap in layers)
         if self.d_reduced > total:
             raise ValueError(
@@ -105,22 +105,27 @@ def _embed_flat(config, backbone_variables, images, channel_index):
     return emb.reshape(emb.shape[0], -1, emb.shape[-1])
 
 
-def fit(config: PaDiMConfig, batches: Iterable[np.ndarray], *, key: jax.Array, progress=None) -> PaDiMState:
+def fit(
+    config: PaDiMConfig,
+    batches: Iterable[np.ndarray],
+    *,
+    key: jax.Array,
+    backbone_variables,
+    progress=None,
+) -> PaDiMState:
     """Fit the per-position Gaussians from batches of prepared training images.
 
     Args:
       config: detector configuration.
       batches: iterable of f32[B, H, W, 3] at ``config.image_size``, normalised for the backbone.
       key: PRNG key that draws the channel subset.
+      backbone_variables: ``{"params", "batch_stats"}`` of ``config.backbone``.
       progress: optional callable ``progress(n_images_done)``.
 
     Raises:
       ValueError: when ``batches`` is empty.
     """
-    _, variables = load_backbone(
-        config.backbone, pretrained=config.pretrained, seed=config.seed, weights_path=config.weights_path
-    )
-    variables = jax.device_put(variables)
+    variables = jax.device_put(backbone_variables)
     spec = get_backbone_spec(config.backbone)
     total = sum(spec.channels(tap) for tap in config.layers)
     channel_index = jnp.sort(jax.random.choice(key, total, (config.d_reduced,), replace=False)).astype(jnp.int32)

@@ -46,13 +46,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.backbones import build_backbone, load_backbone
+from models_jax.backbones import build_backbone
 from models_jax.detectors.common import (
     BackboneFeatureConfig,
     Prediction,
     pad_batch,
     positive,
-    resolve_layers,
     shape_anomaly_maps,
 )
 from models_jax.ops import adaptive_avg_pool_last, greedy_coreset, nearest_neighbors
@@ -68,6 +67,8 @@ def _ratio(_inst, attribute, value) -> None:
 @attrs.frozen
 class PatchCoreConfig(BackboneFeatureConfig):
     """PatchCore hyper-parameters (hashable: passed to ``jit`` as static)."""
+
+    LAYER_STRIDES = (8, 16)
 
     patch_size: int = attrs.field(default=3, validator=positive)
     pretrain_embed_dim: int = attrs.field(default=1024, validator=positive)
@@ -85,8 +86,6 @@ class PatchCoreConfig(BackboneFeatureConfig):
             raise ValueError(f"patch_size must be odd (a centred neighbourhood), got {self.patch_size}")
         if self.blur_sigma < 0:
             raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
-        # Validates the backbone name and the taps now, not at the first call.
-        object.__setattr__(self, "layers", resolve_layers(self.backbone, self.layers, (8, 16)))
 
 
 @attrs.frozen
@@ -134,7 +133,14 @@ def _embed_flat(config: PatchCoreConfig, backbone_variables, images: jax.Array) 
     return emb.reshape(-1, emb.shape[-1])
 
 
-def fit(config: PatchCoreConfig, batches: Iterable[np.ndarray], *, key: jax.Array, progress=None) -> PatchCoreState:
+def fit(
+    config: PatchCoreConfig,
+    batches: Iterable[np.ndarray],
+    *,
+    key: jax.Array,
+    backbone_variables,
+    progress=None,
+) -> PatchCoreState:
     """Build the memory bank from batches of prepared training images.
 
     Args:
@@ -142,6 +148,8 @@ def fit(config: PatchCoreConfig, batches: Iterable[np.ndarray], *, key: jax.Arra
       batches: iterable of f32[B, H, W, 3] arrays at ``config.image_size``,
         normalised for the backbone. Consumed once, one batch in memory at a time.
       key: PRNG key for the coreset's random projection and start point.
+      backbone_variables: ``{"params", "batch_stats"}`` of ``config.backbone``
+        (from :func:`pyimgano.weights.backbone_variables_for`).
       progress: optional callable ``progress(n_images_done)``.
 
     Returns:
@@ -150,10 +158,7 @@ def fit(config: PatchCoreConfig, batches: Iterable[np.ndarray], *, key: jax.Arra
     Raises:
       ValueError: when ``batches`` is empty.
     """
-    _, variables = load_backbone(
-        config.backbone, pretrained=config.pretrained, seed=config.seed, weights_path=config.weights_path
-    )
-    variables = jax.device_put(variables)
+    variables = jax.device_put(backbone_variables)
     chunks = []
     n_images = 0
     for batch in batches:

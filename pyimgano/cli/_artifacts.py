@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weights_convert.io import atomic_write_bytes
+from pyimgano.fileio import atomic_write_bytes
 
 __all__ = ["safe_stem", "artifact_name", "artifact_path", "save_npy"]
 

@@ -8,8 +8,8 @@ from typing import Any, TextIO
 
 import attrs
 
-from pyimgano.cli._presets import MODEL_PRESETS
-from pyimgano.cli._records import to_plain
+from pyimgano.presets import MODEL_PRESETS
+from pyimgano.fileio import json_plain
 
 __all__ = ["DiscoveryError", "parse_tags", "spec_info", "list_models", "model_info"]
 
@@ -29,7 +29,7 @@ def spec_info(spec) -> dict[str, Any]:
         default = f.default
         if isinstance(default, attrs.Factory):  # pragma: no cover - configs use plain defaults
             default = None
-        fields.append({"name": f.name, "default": to_plain(default)})
+        fields.append({"name": f.name, "default": json_plain(default)})
     return {
         "name": spec.name,
         "aliases": list(spec.aliases),

@@ -18,31 +18,14 @@ from typing import Any, Mapping, TextIO
 
 import numpy as np
 
-from weights_convert.io import atomic_write_bytes
+from pyimgano.fileio import json_plain
 
-__all__ = ["RecordWriter", "to_plain", "error_record", "dumps_record", "atomic_write_json"]
-
-
-def to_plain(value: Any) -> Any:
-    """Plain JSON types: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.ndarray):
-        return to_plain(value.tolist())
-    if isinstance(value, Mapping):
-        return {str(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
+__all__ = ["RecordWriter", "error_record", "dumps_record"]
 
 
 def dumps_record(record: Mapping[str, Any]) -> str:
     """One JSONL line (with its newline): plain types, keys sorted, no NaN."""
-    return json.dumps(to_plain(record), sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(json_plain(record), sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def error_record(index: int, input_name: str, exc: BaseException, stage: str) -> dict[str, Any]:
@@ -97,9 +80,3 @@ class RecordWriter:
             except (OSError, io.UnsupportedOperation):  # pragma: no cover - e.g. pipes
                 pass
         self.count += 1
-
-
-def atomic_write_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` as pretty JSON via a temporary sibling and ``os.replace``."""
-    text = json.dumps(to_plain(payload), sort_keys=True, indent=2, allow_nan=False) + "\n"
-    return Path(atomic_write_bytes(path, text.encode("utf-8")))

@@ -11,18 +11,19 @@ Public API (all importable from ``pyimgano.defects``)::
         # splits an infer_config.json "defects" block: the config WITHOUT pixel_threshold,
         # and that block's pixel_threshold, to pass as resolve_pixel_threshold(infer_config_value=...)
 
-    resolve_pixel_threshold(config, *, infer_config_value=None, normal_maps=None)
-        -> (float, provenance: dict)
+    decide_pixel_threshold(config, *, existing=None, infer_config_value=None, can_calibrate=False)
+        -> PixelThresholdDecision(value, provenance) or (calibrate_method, q)
         # explicit config.pixel_threshold       -> {"method": "fixed", "source": "explicit"}
-        # strategy "normal_pixel_quantile" + normal_maps  (overrides an infer-config value)
-        #                                       -> {"method": "normal_pixel_quantile", "source": "train_dir",
-        #                                           "q": .., "n_maps": .., "n_pixels": ..}
+        # strategy normal_map_max_quantile / normal_pixel_quantile + normal images (overrides a value)
+        # existing (a state's value)            -> its provenance
         # infer_config_value                    -> {"method": "fixed", "source": "infer_config"}
-        # strategy None (auto) + normal_maps    -> normal_pixel_quantile as above
-        # otherwise ValueError naming --pixel-threshold, an infer-config defects.pixel_threshold,
-        # and --train-dir with --pixel-threshold-strategy normal_pixel_quantile.
-        # normal_maps: any iterable of f32[H, W] maps; consumed only when the quantile is used.
-    calibrate_normal_pixel_quantile(normal_maps, *, q=0.999, roi_xyxy_norm=None)
+        # strategy None (auto) + normal images  -> calibrate normal_map_max_quantile
+        # otherwise ValueError naming the ways to provide one.
+    resolve_pixel_threshold(config, *, infer_config_value=None, normal_maps=None, source="train_dir")
+        -> (float, provenance: dict)    # decide, then calibrate on normal_maps when asked
+    calibrate_pixel_threshold(normal_maps, *, method, q, roi_xyxy_norm=None, source=...)
+        -> (float, {"method", "source", "q", "n_maps", "n_pixels"})
+    calibrate_normal_map_max_quantile / calibrate_normal_pixel_quantile(normal_maps, *, q=0.999, roi_xyxy_norm=None)
         -> (float, n_maps: int, n_pixels: int)
 
     extract_defects(anomaly_map, config, *, pixel_threshold=None, pixel_threshold_provenance=None,
@@ -61,7 +62,15 @@ from pyimgano.defects.export import render_overlay, save_mask, save_overlay
 from pyimgano.defects.extract import DefectsResult, extract_defects
 from pyimgano.defects.geometry import roi_mask, roi_pixel_box, scale_bbox_xyxy
 from pyimgano.defects.presets import DEFECT_PRESETS, get_defects_preset
-from pyimgano.defects.threshold import calibrate_normal_pixel_quantile, resolve_pixel_threshold
+from pyimgano.defects.threshold import (
+    PIXEL_CALIBRATION_METHODS,
+    PixelThresholdDecision,
+    calibrate_normal_map_max_quantile,
+    calibrate_normal_pixel_quantile,
+    calibrate_pixel_threshold,
+    decide_pixel_threshold,
+    resolve_pixel_threshold,
+)
 
 __all__ = [
     "DefectsConfig",
@@ -72,6 +81,11 @@ __all__ = [
     "PIXEL_THRESHOLD_STRATEGIES",
     "SORT_KEYS",
     "calibrate_normal_pixel_quantile",
+    "calibrate_normal_map_max_quantile",
+    "calibrate_pixel_threshold",
+    "decide_pixel_threshold",
+    "PixelThresholdDecision",
+    "PIXEL_CALIBRATION_METHODS",
     "config_from_infer_config",
     "extract_defects",
     "get_defects_preset",

@@ -28,10 +28,17 @@ __all__ = [
     "SORT_KEYS",
     "MASK_FORMATS",
     "config_from_infer_config",
+    "cli_flag",
 ]
 
 MAP_SMOOTHING_METHODS: tuple[str, ...] = ("none", "median", "gaussian", "box")
-PIXEL_THRESHOLD_STRATEGIES: tuple[str, ...] = ("normal_pixel_quantile", "fixed", "infer_config")
+#: Calibration methods first (the first is the automatic default), then the two that never calibrate.
+PIXEL_THRESHOLD_STRATEGIES: tuple[str, ...] = (
+    "normal_map_max_quantile",
+    "normal_pixel_quantile",
+    "fixed",
+    "infer_config",
+)
 SORT_KEYS: tuple[str, ...] = ("score_max", "score_mean", "area")
 MASK_FORMATS: tuple[str, ...] = ("png", "npy")
 
@@ -50,6 +57,12 @@ _NESTED_GROUPS: dict[str, dict[str, str]] = {
     },
     "merge_nearby": {"enabled": "merge_nearby", "max_gap_px": "merge_nearby_max_gap_px"},
 }
+
+
+def cli_flag(field: attrs.Attribute) -> str:
+    """The ``pyimgano-infer`` flag of a :class:`DefectsConfig` field (SPEC sections 7 and 8):
+    ``--defect-<name>`` unless the field's metadata names another (``--pixel-threshold``, ...)."""
+    return field.metadata.get("flag") or "--defect-" + field.name.replace("_", "-")
 
 
 # --------------------------------------------------------------------------- converters
@@ -129,15 +142,18 @@ def _check_int_ge(minimum: int, *, optional: bool = False):
             return
         if not _is_int(value) or value < minimum:
             null = " or null" if optional else ""
-            raise ValueError(
-                f"DefectsConfig.{attribute.name} must be an integer >= {minimum}{null}, got {value!r}"
-            )
+            raise ValueError(f"DefectsConfig.{attribute.name} must be an integer >= {minimum}{null}, got {value!r}")
 
     return check
 
 
 def _check_float(
-    *, optional: bool = False, ge: float | None = None, le: float | None = None, gt: float | None = None, lt: float | None = None
+    *,
+    optional: bool = False,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
 ):
     def check(inst, attribute, value) -> None:
         if optional and value is None:
@@ -159,9 +175,7 @@ def _check_float(
                 bounds.append(f"{'<' if lt is not None else '<='} {lt if lt is not None else le}")
             rng = (" " + " and ".join(bounds)) if bounds else ""
             null = " or null" if optional else ""
-            raise ValueError(
-                f"DefectsConfig.{attribute.name} must be a finite number{rng}{null}, got {value!r}"
-            )
+            raise ValueError(f"DefectsConfig.{attribute.name} must be a finite number{rng}{null}, got {value!r}")
 
     return check
 
@@ -200,14 +214,17 @@ class DefectsConfig:
       pixel_threshold: fixed map threshold, or None to resolve one (see
         :func:`pyimgano.defects.resolve_pixel_threshold`).
       pixel_threshold_strategy: None (default, "auto": explicit value ->
-        infer-config value -> normal-pixel quantile when normal maps are
-        given), ``normal_pixel_quantile`` (a quantile request: calibration
-        from normal maps overrides an infer-config value), ``fixed`` or
-        ``infer_config`` (never calibrate; the value must come from
-        ``pixel_threshold`` or the infer-config).  See
-        :func:`pyimgano.defects.resolve_pixel_threshold`.
-      pixel_normal_quantile: quantile in (0, 1) of normal pixels used by
-        ``normal_pixel_quantile`` calibration (default 0.999).
+        the state's / infer-config value -> ``normal_map_max_quantile`` when
+        normal maps are given), ``normal_map_max_quantile`` (the quantile of
+        each normal map's maximum: a normal image shows a region with
+        probability about ``1 - q``), ``normal_pixel_quantile`` (the quantile
+        of all normal pixels pooled: about ``1 - q`` of every normal image's
+        pixels end above it) -- a calibration request overrides an existing
+        value --, ``fixed`` or ``infer_config`` (never calibrate; the value
+        must come from ``pixel_threshold`` or the state / infer-config).  See
+        :func:`pyimgano.defects.decide_pixel_threshold`.
+      pixel_normal_quantile: the quantile ``q`` in (0, 1) of either
+        calibration method (default 0.999).
       roi_xyxy_norm: None or ``(x1, y1, x2, y2)`` with ``0 <= x1 < x2 <= 1``
         and ``0 <= y1 < y2 <= 1``, fractions of the map width/height.  Gates
         the mask and regions only, never scores.
@@ -247,31 +264,165 @@ class DefectsConfig:
         names the field, the bad value and the accepted values.
     """
 
-    pixel_threshold: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True))
-    pixel_threshold_strategy: str | None = attrs.field(default=None, converter=_STRATEGY_CONVERT, validator=_STRATEGY_CHECK)
-    pixel_normal_quantile: float = attrs.field(default=0.999, converter=_to_float, validator=_check_float(gt=0.0, lt=1.0))
-    roi_xyxy_norm: tuple[float, float, float, float] | None = attrs.field(default=None, converter=_to_roi, validator=_check_roi)
-    border_ignore_px: int = attrs.field(default=0, converter=_to_int, validator=_check_int_ge(0))
-    map_smoothing: str = attrs.field(default="none", converter=_SMOOTH_CONVERT, validator=_SMOOTH_CHECK)
-    map_smoothing_ksize: int = attrs.field(default=3, converter=_to_int, validator=_check_int_ge(0))
-    map_smoothing_sigma: float = attrs.field(default=0.0, converter=_to_float, validator=_check_float(ge=0.0))
-    hysteresis: bool = attrs.field(default=False, converter=_to_bool, validator=_check_bool)
-    hysteresis_low: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True))
-    hysteresis_high: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True))
-    open_ksize: int = attrs.field(default=0, converter=_to_int, validator=_check_int_ge(0))
-    close_ksize: int = attrs.field(default=0, converter=_to_int, validator=_check_int_ge(0))
-    fill_holes: bool = attrs.field(default=False, converter=_to_bool, validator=_check_bool)
-    min_area: int = attrs.field(default=0, converter=_to_int, validator=_check_int_ge(0))
-    min_score_max: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True))
-    min_score_mean: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True))
-    min_fill_ratio: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True, ge=0.0, le=1.0))
-    max_aspect_ratio: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True, ge=1.0))
-    min_solidity: float | None = attrs.field(default=None, converter=_to_opt_float, validator=_check_float(optional=True, ge=0.0, le=1.0))
-    merge_nearby: bool = attrs.field(default=False, converter=_to_bool, validator=_check_bool)
-    merge_nearby_max_gap_px: int = attrs.field(default=0, converter=_to_int, validator=_check_int_ge(0))
-    max_regions: int | None = attrs.field(default=None, converter=_to_opt_int, validator=_check_int_ge(1, optional=True))
-    max_regions_sort_by: str = attrs.field(default="score_max", converter=_SORT_CONVERT, validator=_SORT_CHECK)
-    mask_format: str = attrs.field(default="png", converter=_FORMAT_CONVERT, validator=_FORMAT_CHECK)
+    pixel_threshold: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True),
+        metadata={
+            "help": "map value at or above which a pixel is defective (fixed; provenance source explicit)",
+            "flag": "--pixel-threshold",
+        },
+    )
+    pixel_threshold_strategy: str | None = attrs.field(
+        default=None,
+        converter=_STRATEGY_CONVERT,
+        validator=_STRATEGY_CHECK,
+        metadata={
+            "choices": PIXEL_THRESHOLD_STRATEGIES,
+            "help": "source of the pixel threshold when none is fixed: normal_map_max_quantile (the automatic choice) calibrates on the normal maps' maxima, normal_pixel_quantile on all normal pixels; fixed / infer_config never calibrate",
+            "flag": "--pixel-threshold-strategy",
+        },
+    )
+    pixel_normal_quantile: float = attrs.field(
+        default=0.999,
+        converter=_to_float,
+        validator=_check_float(gt=0.0, lt=1.0),
+        metadata={"help": "quantile q of the calibration method, in (0, 1)", "flag": "--pixel-normal-quantile"},
+    )
+    roi_xyxy_norm: tuple[float, float, float, float] | None = attrs.field(
+        default=None,
+        converter=_to_roi,
+        validator=_check_roi,
+        metadata={
+            "help": "region of interest X1 Y1 X2 Y2 as fractions of the map; gates defects only, never score or label",
+            "flag": "--roi-xyxy-norm",
+        },
+    )
+    border_ignore_px: int = attrs.field(
+        default=0,
+        converter=_to_int,
+        validator=_check_int_ge(0),
+        metadata={"help": "pixels at each map edge that never become defects"},
+    )
+    map_smoothing: str = attrs.field(
+        default="none",
+        converter=_SMOOTH_CONVERT,
+        validator=_SMOOTH_CHECK,
+        metadata={"choices": MAP_SMOOTHING_METHODS, "help": "smoothing of the map before thresholding"},
+    )
+    map_smoothing_ksize: int = attrs.field(
+        default=3,
+        converter=_to_int,
+        validator=_check_int_ge(0),
+        metadata={"help": "smoothing kernel size (median/box: odd >= 3; gaussian: odd, or 0 from sigma)"},
+    )
+    map_smoothing_sigma: float = attrs.field(
+        default=0.0,
+        converter=_to_float,
+        validator=_check_float(ge=0.0),
+        metadata={"help": "gaussian smoothing sigma (0: from the kernel size)"},
+    )
+    hysteresis: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        validator=_check_bool,
+        metadata={"help": "keep low-threshold components that contain a pixel above the high threshold"},
+    )
+    hysteresis_low: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True),
+        metadata={"help": "hysteresis low threshold (default 0.5 x high)"},
+    )
+    hysteresis_high: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True),
+        metadata={"help": "hysteresis high threshold (default the pixel threshold)"},
+    )
+    open_ksize: int = attrs.field(
+        default=0,
+        converter=_to_int,
+        validator=_check_int_ge(0),
+        metadata={"help": "binary opening kernel size (0 or 1: off)"},
+    )
+    close_ksize: int = attrs.field(
+        default=0,
+        converter=_to_int,
+        validator=_check_int_ge(0),
+        metadata={"help": "binary closing kernel size (0 or 1: off)"},
+    )
+    fill_holes: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        validator=_check_bool,
+        metadata={"help": "fill background enclosed by a defect"},
+    )
+    min_area: int = attrs.field(
+        default=0, converter=_to_int, validator=_check_int_ge(0), metadata={"help": "drop regions with fewer pixels"}
+    )
+    min_score_max: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True),
+        metadata={"help": "drop regions whose largest map value is below this"},
+    )
+    min_score_mean: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True),
+        metadata={"help": "drop regions whose mean map value is below this"},
+    )
+    min_fill_ratio: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True, ge=0.0, le=1.0),
+        metadata={"help": "drop regions filling less than this share of their bounding box, in [0, 1]"},
+    )
+    max_aspect_ratio: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True, ge=1.0),
+        metadata={"help": "drop regions whose bounding box is more elongated than this (>= 1)"},
+    )
+    min_solidity: float | None = attrs.field(
+        default=None,
+        converter=_to_opt_float,
+        validator=_check_float(optional=True, ge=0.0, le=1.0),
+        metadata={"help": "drop regions with area / convex hull area below this, in [0, 1]"},
+    )
+    merge_nearby: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        validator=_check_bool,
+        metadata={
+            "help": "merge regions separated by at most --defect-merge-nearby-max-gap-px empty pixels (regions list only)"
+        },
+    )
+    merge_nearby_max_gap_px: int = attrs.field(
+        default=0,
+        converter=_to_int,
+        validator=_check_int_ge(0),
+        metadata={"help": "largest gap in pixels that merge-nearby bridges"},
+    )
+    max_regions: int | None = attrs.field(
+        default=None,
+        converter=_to_opt_int,
+        validator=_check_int_ge(1, optional=True),
+        metadata={"help": "keep at most this many regions after sorting"},
+    )
+    max_regions_sort_by: str = attrs.field(
+        default="score_max",
+        converter=_SORT_CONVERT,
+        validator=_SORT_CHECK,
+        metadata={"choices": SORT_KEYS, "help": "sort key of the regions (descending; ties by position)"},
+    )
+    mask_format: str = attrs.field(
+        default="png",
+        converter=_FORMAT_CONVERT,
+        validator=_FORMAT_CHECK,
+        metadata={"choices": MASK_FORMATS, "help": "file format of saved masks", "flag": "--mask-format"},
+    )
 
     def __attrs_post_init__(self) -> None:
         # Kernel rules depend on the method, so they are checked once all fields exist.
@@ -294,9 +445,7 @@ class DefectsConfig:
                 )
         lo, hi = self.hysteresis_low, self.hysteresis_high
         if lo is not None and hi is not None and lo > hi:
-            raise ValueError(
-                f"DefectsConfig.hysteresis_low={lo} must be <= hysteresis_high={hi}"
-            )
+            raise ValueError(f"DefectsConfig.hysteresis_low={lo} must be <= hysteresis_high={hi}")
 
     # ------------------------------------------------------------------ dict round trip
     @classmethod
@@ -349,9 +498,7 @@ class DefectsConfig:
                 subkeys = _NESTED_GROUPS[key]
                 for sub, sub_value in value.items():
                     if sub not in subkeys:
-                        raise ValueError(
-                            f"unknown key defects.{key}.{sub!s}; accepted: {sorted(subkeys)}"
-                        )
+                        raise ValueError(f"unknown key defects.{key}.{sub!s}; accepted: {sorted(subkeys)}")
                     put(subkeys[sub], sub_value, f"defects.{key}.{sub}")
                 continue
             if key in names:

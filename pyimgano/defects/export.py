@@ -16,7 +16,7 @@ import numpy as np
 
 from pyimgano.defects.config import MASK_FORMATS
 from pyimgano.defects.stages import as_anomaly_map
-from weights_convert.io import atomic_write_bytes
+from pyimgano.fileio import atomic_write_bytes
 
 __all__ = ["save_mask", "render_overlay", "save_overlay"]
 

@@ -1,84 +1,51 @@
 """``infer`` and ``calibrate_threshold``: the embedding-friendly layer over the functional core.
 
-Both accept a :class:`~pyimgano.DetectorState`, a compatibility object from
-:func:`pyimgano.models.create_model`, or a :class:`~pyimgano.inference.tiling.TiledDetector`
-wrapping either. Inputs are image paths, or arrays of one declared ``input_format``
-(no format is ever guessed).
+Both accept a :class:`~pyimgano.DetectorState` or any object that can give one
+through ``__pyimgano_state__()`` (the compatibility objects of
+:mod:`pyimgano.models`: ``create_model(...)`` detectors and ``TiledDetector``).
+This layer never imports those classes; it only speaks that protocol. Inputs are
+image paths, or arrays of one declared ``input_format`` (no format is ever guessed),
+canonicalised once here and scored by :func:`pyimgano.scoring.predict_frames`.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import attrs
 import numpy as np
 
-from pyimgano import api
+from pyimgano.calibration import DEFAULT_QUANTILE, calibrate
 from pyimgano.inference.results import InferenceResult, label_from_score
-from pyimgano.inference.threshold import quantile_threshold
-from pyimgano.inputs import ImageFormat, canonicalize_images, parse_image_format
-from pyimgano.inputs.canonical import group_by_size
-from pyimgano.registry import get_detector
+from pyimgano.inputs import canonical_batches
+from pyimgano.scoring import UNSET, predict_frames
 from pyimgano.state import DetectorState
 
-__all__ = ["infer", "calibrate_threshold", "detector_threshold", "DEFAULT_BATCH_SIZE"]
+__all__ = ["infer", "infer_frames", "calibrate_threshold", "detector_threshold", "as_state", "DEFAULT_BATCH_SIZE"]
 
 DEFAULT_BATCH_SIZE = 16
 
 
-def _resolve(detector):
-    """``(kind, state, tiled)`` for a state, a compatibility object or a TiledDetector."""
-    from pyimgano.inference.tiling import TiledDetector
-    from pyimgano.models import VisionDetector
+def as_state(detector) -> DetectorState:
+    """The :class:`DetectorState` behind ``detector``: itself, or ``detector.__pyimgano_state__()``.
 
-    if isinstance(detector, TiledDetector):
-        return "tiled", None, detector
+    Raises:
+      TypeError: neither a state nor an object of the protocol.
+      RuntimeError: a compatibility object that is not fitted yet.
+    """
     if isinstance(detector, DetectorState):
-        return "state", detector, None
-    if isinstance(detector, VisionDetector):
-        return "compat", detector.with_threshold(), None
-    raise TypeError(
-        "expected a DetectorState, a create_model(...) detector or a TiledDetector, "
-        f"got {type(detector).__name__}"
-    )
+        return detector
+    method = getattr(type(detector), "__pyimgano_state__", None)
+    if method is None:
+        raise TypeError(
+            "expected a DetectorState, a create_model(...) detector or a TiledDetector, "
+            f"got {type(detector).__name__}"
+        )
+    return method(detector)
 
 
 def detector_threshold(detector) -> float | None:
     """The image threshold carried by a state / compatibility object / tiled detector, or None."""
-    kind, state, tiled = _resolve(detector)
-    if kind == "tiled":
-        return tiled.threshold_
-    return state.threshold
-
-
-def _items(images, input_format) -> Sequence:
-    """A sliceable sequence of single inputs (paths or frames), checked for a declared format."""
-    items = api._as_items(images)
-    if len(items) == 0 or api._is_path(items[0]):
-        return items
-    if input_format is None:
-        names = [str(f) for f in ImageFormat.all()]
-        raise ValueError(f"array inputs require input_format (no format is guessed); accepted: {names}")
-    fmt = parse_image_format(input_format)
-    if isinstance(items, np.ndarray) and items.ndim == fmt.frame_ndim:
-        return [items]  # one frame, not a batch: never slice its rows
-    return items
-
-
-def _supports_maps(kind, state, tiled) -> bool:
-    if kind == "tiled":
-        return tiled.supports_maps
-    return "pixel_map" in get_detector(state.detector).tags
-
-
-def _score_group(kind, state, tiled, frames: list[np.ndarray], want_maps: bool, batch_size: int):
-    """Scores f32[n] (and maps f32[n, H, W]) for canonical frames that share one size."""
-    if kind == "tiled":
-        return tiled.tiled_predict(np.stack(frames), want_maps=want_maps)
-    if want_maps:
-        scores, maps = api.predict(state, frames, ImageFormat.RGB_U8_HWC, batch_size=batch_size)
-        return np.asarray(scores), np.asarray(maps)
-    return np.asarray(api.score(state, frames, ImageFormat.RGB_U8_HWC, batch_size=batch_size)), None
+    return as_state(detector).threshold
 
 
 def _check_batch_size(batch_size) -> int:
@@ -87,6 +54,31 @@ def _check_batch_size(batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     return int(batch_size)
+
+
+def infer_frames(
+    state: DetectorState,
+    frames: Sequence[np.ndarray],
+    *,
+    include_maps: bool = False,
+    postprocess=None,
+    batch_size: int | None = None,
+) -> list[InferenceResult]:
+    """:func:`infer` for frames that are already canonical ``u8[H, W, 3]`` RGB (no conversion at all).
+
+    Use it when frames were decoded elsewhere (``pyimgano.inputs.load_image``,
+    :func:`pyimgano.inputs.canonical_batches`). Arguments as :func:`infer`.
+    """
+    post = UNSET if postprocess is None else postprocess
+    scores, maps = predict_frames(state, frames, want_maps=include_maps, batch_size=batch_size, postprocess=post)
+    return [
+        InferenceResult(
+            score=float(value),
+            label=label_from_score(float(value), state.threshold),
+            anomaly_map=None if maps is None else maps[i],
+        )
+        for i, value in enumerate(scores)
+    ]
 
 
 def infer(
@@ -107,45 +99,30 @@ def infer(
       input_format: required for arrays (an ``ImageFormat`` or its name); must be None for paths.
       include_maps: attach ``f32[H, W]`` anomaly maps at each input's size, for detectors
         tagged ``pixel_map`` (``anomaly_map`` stays ``None`` for others).
-      postprocess: a callable on one map, e.g. ``AnomalyMapPostprocess``; applied to maps
-        only, never to scores or labels.
+      postprocess: a callable on one map (e.g. ``AnomalyMapPostprocess``) that replaces the
+        state's post-processing; None uses the state's (if any). Maps only, never scores.
       batch_size: images decoded and scored per step (default 16); results keep input order
         and do not depend on it.
       u16_max: full-scale value of 16-bit inputs.
 
     Labels are ``1 if score > threshold else 0`` when the detector carries a threshold,
-    ``None`` otherwise. Frames of different sizes may be mixed.
+    ``None`` otherwise. Frames of different sizes may be mixed. A state with tiling is
+    scored tile by tile.
 
     Raises:
       TypeError: an unknown detector type; paths and arrays mixed.
       ValueError: arrays without ``input_format``, bad frames, bad ``batch_size``.
       RuntimeError: a ``create_model`` object that is not fitted.
     """
-    kind, state, tiled = _resolve(detector_or_state)
-    items = _items(images, input_format)
+    state = as_state(detector_or_state)
     batch_size = _check_batch_size(batch_size)
     if postprocess is not None and not callable(postprocess):
         raise TypeError(f"postprocess must be callable (e.g. AnomalyMapPostprocess), got {type(postprocess).__name__}")
-    threshold = detector_threshold(detector_or_state)
-    want_maps = bool(include_maps) and _supports_maps(kind, state, tiled)
     results: list[InferenceResult] = []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        fmt = None if api._is_path(chunk[0]) else input_format
-        canonical = canonicalize_images(list(chunk), input_format=fmt, u16_max=u16_max)
-        scores = np.zeros(len(canonical), np.float32)
-        maps: list[np.ndarray | None] = [None] * len(canonical)
-        for indices in group_by_size(canonical):
-            s, m = _score_group(kind, state, tiled, [canonical[i] for i in indices], want_maps, batch_size)
-            scores[indices] = s
-            if m is not None:
-                for j, i in enumerate(indices):
-                    one = np.asarray(m[j], dtype=np.float32)
-                    maps[i] = np.asarray(postprocess(one), dtype=np.float32) if postprocess is not None else one
-        for i, value in enumerate(scores):
-            results.append(
-                InferenceResult(score=float(value), label=label_from_score(float(value), threshold), anomaly_map=maps[i])
-            )
+    for chunk in canonical_batches(images, input_format=input_format, batch_size=batch_size, u16_max=u16_max):
+        results.extend(
+            infer_frames(state, chunk, include_maps=include_maps, postprocess=postprocess, batch_size=batch_size)
+        )
     return results
 
 
@@ -154,31 +131,25 @@ def calibrate_threshold(
     normal_images,
     *,
     input_format=None,
-    quantile: float = 0.995,
+    quantile: float = DEFAULT_QUANTILE,
     batch_size: int | None = None,
     u16_max: int | None = None,
 ):
     """Set the image threshold to the ``quantile`` (linear interpolation) of scores on normal images.
 
-    Returns a new :class:`DetectorState` for a state (the input is unchanged); for a
-    ``create_model`` object or a ``TiledDetector`` sets ``threshold_`` and
-    ``threshold_provenance_`` on it and returns it. Provenance:
-    ``{"method": "quantile", "quantile": q, "source": "normal_images", "count": n}``.
+    For a state: returns a new :class:`DetectorState` (the input is unchanged), as
+    :func:`pyimgano.calibrate`. For a ``create_model`` object or a ``TiledDetector``
+    (the seed guide's flow): sets its ``threshold_`` / ``threshold_provenance_`` and
+    returns it. Provenance: ``{"method": "quantile", "quantile": q, "source":
+    "normal_images", "count": n}``.
 
     Raises:
       ValueError: ``quantile`` outside [0, 1], no images, arrays without ``input_format``.
     """
-    results = infer(
-        detector_or_state, normal_images, input_format=input_format, batch_size=batch_size, u16_max=u16_max
+    state = as_state(detector_or_state)
+    new = calibrate(
+        state, normal_images, input_format, quantile=quantile, batch_size=_check_batch_size(batch_size), u16_max=u16_max
     )
-    if not results:
-        raise ValueError("calibrate_threshold needs at least one normal image, got none")
-    scores = np.asarray([r.score for r in results], np.float64)
-    threshold, provenance = quantile_threshold(scores, quantile, source="normal_images")
-    kind, state, tiled = _resolve(detector_or_state)
-    if kind == "state":
-        return attrs.evolve(state, threshold=float(threshold), threshold_provenance=provenance)
-    target = tiled if kind == "tiled" else detector_or_state
-    target.threshold_ = float(threshold)
-    target.threshold_provenance_ = provenance
-    return target
+    if isinstance(detector_or_state, DetectorState):
+        return new
+    return type(detector_or_state).__pyimgano_calibrated__(detector_or_state, new)

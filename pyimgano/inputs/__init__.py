@@ -8,7 +8,7 @@ Host-side only (numpy, Pillow-free OpenCV decoding); nothing here imports jax.
 See ``docs/inputs.md`` for the conversion rules.
 """
 
-from pyimgano.inputs.canonical import canonicalize_images
+from pyimgano.inputs.canonical import canonical_batches, canonicalize_images, group_by_size, input_items, is_path
 from pyimgano.inputs.containers import SUPPORTED_CONTAINERS
 from pyimgano.inputs.decode import ImageLoadError, load_image
 from pyimgano.inputs.formats import IMAGE_FORMATS, ImageFormat, parse_image_format
@@ -30,6 +30,10 @@ __all__ = [
     "normalize_numpy_image",
     "DEFAULT_U16_MAX",
     "canonicalize_images",
+    "canonical_batches",
+    "input_items",
+    "is_path",
+    "group_by_size",
     "load_image",
     "ImageLoadError",
     "SUPPORTED_CONTAINERS",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -11,10 +11,11 @@ from pyimgano.inputs.decode import load_image
 from pyimgano.inputs.formats import IMAGE_FORMATS, parse_image_format
 from pyimgano.inputs.normalize import check_u16_max, normalize_frames
 
-__all__ = ["canonicalize_images", "group_by_size"]
+__all__ = ["canonicalize_images", "canonical_batches", "input_items", "is_path", "group_by_size"]
 
 
-def _is_path(item) -> bool:
+def is_path(item) -> bool:
+    """True for ``str`` / ``os.PathLike`` (an image file), False for arrays and anything else."""
     return isinstance(item, (str, os.PathLike))
 
 
@@ -60,14 +61,14 @@ def canonicalize_images(images, *, input_format=None, u16_max: int | None = None
     if _is_array(images):
         batch = normalize_frames(images, _require_format(input_format), full_scale)
         return [batch] if batch.ndim == 3 else list(batch)
-    if _is_path(images):
+    if is_path(images):
         images = [images]
     elif isinstance(images, (bytes, bytearray)) or not isinstance(images, Iterable):
         raise TypeError(
             f"images must be an array, a path, or a sequence of arrays or paths; got {type(images).__name__}"
         )
     items = list(images)
-    paths = [_is_path(item) for item in items]
+    paths = [is_path(item) for item in items]
     if any(paths) and not all(paths):
         path_at, other_at = paths.index(True), paths.index(False)
         raise TypeError(
@@ -107,3 +108,51 @@ def group_by_size(frames) -> list[list[int]]:
     for i, frame in enumerate(frames):
         groups.setdefault(tuple(frame.shape[:2]), []).append(i)
     return list(groups.values())
+
+
+def input_items(images, *, input_format=None) -> Sequence:
+    """A sliceable sequence of single inputs (paths or frames), without decoding anything.
+
+    One path, one frame (an array whose ndim is the format's frame ndim), a batch
+    array ``(N, ...)``, or a sequence of paths or frames. Paths and arrays may not be
+    mixed; arrays need ``input_format``.
+
+    Raises:
+      TypeError: paths and arrays mixed; an unsupported type.
+      ValueError: arrays without ``input_format``.
+    """
+    if is_path(images):
+        return [images]
+    if _is_array(images):
+        fmt = _require_format(input_format)
+        arr = np.asarray(images)
+        return [arr] if arr.ndim == fmt.frame_ndim else arr
+    if isinstance(images, (bytes, bytearray)) or not isinstance(images, Iterable):
+        raise TypeError(
+            f"images must be an array, a path, or a sequence of arrays or paths; got {type(images).__name__}"
+        )
+    items = list(images)
+    kinds = {is_path(item) for item in items}
+    if len(kinds) > 1:
+        raise TypeError("paths and arrays may not be mixed in one call; pass one kind")
+    if items and not is_path(items[0]):
+        _require_format(input_format)
+    return items
+
+
+def canonical_batches(
+    images, *, input_format=None, batch_size: int, u16_max: int | None = None
+) -> Iterator[list[np.ndarray]]:
+    """Decode and canonicalise ``images`` one batch at a time (lists of ``u8[H, W, 3]`` RGB frames).
+
+    The one place where user inputs become canonical frames: only ``batch_size``
+    decoded frames are held at once, so a long list of paths streams.
+
+    Raises:
+      As :func:`input_items` and :func:`canonicalize_images`.
+    """
+    items = input_items(images, input_format=input_format)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        fmt = None if is_path(chunk[0]) else input_format
+        yield canonicalize_images(chunk if isinstance(chunk, np.ndarray) else list(chunk), input_format=fmt, u16_max=u16_max)

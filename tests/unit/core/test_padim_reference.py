@@ -6,7 +6,7 @@ import numpy as np
 
 import pyimgano
 from models_jax.detectors import padim
-from pyimgano.api import prepare_frames
+from pyimgano.scoring import prepare_frames
 
 
 def test_padim_gaussians_and_map_match_a_float64_numpy_reference(frames_factory):

@@ -14,7 +14,7 @@ def test_the_example_finds_the_compact_defect_and_writes_mask_and_overlay(tmp_pa
     assert module["main"](["--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     block = json.loads(out[out.index("{") :])
-    assert block["pixel_threshold_provenance"]["method"] == "normal_pixel_quantile"
+    assert block["pixel_threshold_provenance"]["method"] == "normal_map_max_quantile"
     assert block["pixel_threshold_provenance"]["n_maps"] == 8
     assert len(block["regions"]) == 1
     x1, y1, x2, y2 = block["regions"][0]["bbox_xyxy"]

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from pyimgano.defects import DefectsConfig, calibrate_normal_pixel_quantile, resolve_pixel_threshold
+from pyimgano.defects import (
+    DefectsConfig,
+    calibrate_normal_map_max_quantile,
+    calibrate_normal_pixel_quantile,
+    decide_pixel_threshold,
+    resolve_pixel_threshold,
+)
 
 
 def _maps():
@@ -30,10 +36,28 @@ def test_an_infer_config_value_is_used_when_no_explicit_value_is_given():
     assert prov == {"method": "fixed", "source": "infer_config"}
 
 
-def test_the_normal_pixel_quantile_is_used_when_nothing_else_is_given():
+def test_the_quantile_of_normal_map_maxima_is_used_when_nothing_else_is_given():
+    # Maxima 7/16 and 15/16; their median is 11/16.
     value, prov = resolve_pixel_threshold(DefectsConfig(pixel_normal_quantile=0.5), normal_maps=iter(_maps()))
+    assert value == pytest.approx(11 / 16)
+    assert prov == {"method": "normal_map_max_quantile", "source": "train_dir", "q": 0.5, "n_maps": 2, "n_pixels": 16}
+
+
+def test_the_pooled_normal_pixel_quantile_is_used_on_request():
+    cfg = DefectsConfig(pixel_normal_quantile=0.5, pixel_threshold_strategy="normal_pixel_quantile")
+    value, prov = resolve_pixel_threshold(cfg, normal_maps=iter(_maps()))
     assert value == pytest.approx(7.5 / 16)
     assert prov == {"method": "normal_pixel_quantile", "source": "train_dir", "q": 0.5, "n_maps": 2, "n_pixels": 16}
+
+
+def test_an_existing_state_value_wins_over_the_infer_config_but_not_over_a_request():
+    existing = (0.25, {"method": "quantile", "source": "holdout"})
+    auto = decide_pixel_threshold(DefectsConfig(), existing=existing, infer_config_value=0.7, can_calibrate=True)
+    assert (auto.value, dict(auto.provenance)) == (0.25, {"method": "quantile", "source": "holdout"})
+    asked = decide_pixel_threshold(
+        DefectsConfig(pixel_threshold_strategy="normal_pixel_quantile"), existing=existing, can_calibrate=True
+    )
+    assert asked.calibrates and asked.calibrate_method == "normal_pixel_quantile"
 
 
 def test_a_train_dir_quantile_request_overrides_an_infer_config_value():
@@ -48,19 +72,23 @@ def test_a_quantile_request_without_normal_maps_falls_back_to_the_infer_config_v
     assert resolve_pixel_threshold(cfg, infer_config_value=0.9) == (0.9, {"method": "fixed", "source": "infer_config"})
 
 
-def test_the_quantile_uses_roi_pixels_only_when_a_roi_is_set():
-    cfg = DefectsConfig(pixel_normal_quantile=0.5, roi_xyxy_norm=(0.0, 0.0, 0.5, 0.5))
-    # ROI of a 2x4 map: row 0, columns 0-1 -> pixels {0, 1} and {8, 9} (/16).
+@pytest.mark.parametrize(
+    "strategy, expected",
+    [("normal_pixel_quantile", np.quantile(np.array([0, 1, 8, 9]) / 16.0, 0.5)), ("normal_map_max_quantile", 5 / 16)],
+)
+def test_the_quantile_uses_roi_pixels_only_when_a_roi_is_set(strategy, expected):
+    cfg = DefectsConfig(pixel_normal_quantile=0.5, roi_xyxy_norm=(0.0, 0.0, 0.5, 0.5), pixel_threshold_strategy=strategy)
+    # ROI of a 2x4 map: row 0, columns 0-1 -> pixels {0, 1} and {8, 9} (/16); ROI maxima 1/16 and 9/16.
     value, prov = resolve_pixel_threshold(cfg, normal_maps=_maps())
     assert prov["n_pixels"] == 4 and prov["n_maps"] == 2
-    assert value == pytest.approx(np.quantile(np.array([0, 1, 8, 9]) / 16.0, 0.5))
+    assert value == pytest.approx(expected)
 
 
 def test_the_default_quantile_is_0_999():
-    maps = [np.arange(1000, dtype=np.float32).reshape(10, 100) / 1000.0]
+    maps = [np.full((4, 4), k / 1000.0, np.float32) for k in range(1000)]
     value, prov = resolve_pixel_threshold(DefectsConfig(), normal_maps=maps)
-    assert prov["q"] == 0.999
-    assert value == pytest.approx(np.quantile(maps[0], 0.999), rel=1e-6)
+    assert prov["q"] == 0.999 and prov["n_maps"] == 1000
+    assert value == pytest.approx(np.quantile(np.arange(1000) / 1000.0, 0.999), rel=1e-6)
 
 
 @pytest.mark.parametrize("strategy", ["fixed", "infer_config"])
@@ -76,7 +104,7 @@ def test_no_threshold_is_an_error_naming_the_three_ways_to_provide_one():
     assert "--pixel-threshold" in message
     assert "defects.pixel_threshold" in message
     assert "--train-dir" in message
-    assert "--pixel-threshold-strategy normal_pixel_quantile" in message
+    assert "--pixel-normal-quantile" in message
 
 
 def test_calibration_streams_maps_of_different_shapes():
@@ -88,9 +116,18 @@ def test_calibration_streams_maps_of_different_shapes():
     assert (value, n_maps, n_pixels) == (1.0, 2, 19)
 
 
-def test_calibration_without_maps_is_an_error():
+def test_map_max_calibration_keeps_one_number_per_map_of_any_shape():
+    def gen():
+        yield np.zeros((2, 2), np.float32)
+        yield np.ones((3, 5), np.float64)
+
+    assert calibrate_normal_map_max_quantile(gen(), q=0.5) == (0.5, 2, 19)
+
+
+@pytest.mark.parametrize("calibrate", [calibrate_normal_pixel_quantile, calibrate_normal_map_max_quantile])
+def test_calibration_without_maps_is_an_error(calibrate):
     with pytest.raises(ValueError, match="no normal maps"):
-        calibrate_normal_pixel_quantile([], q=0.5)
+        calibrate([], q=0.5)
 
 
 @pytest.mark.parametrize("q", [0.0, 1.0, -0.1, True])

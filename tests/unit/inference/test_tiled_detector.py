@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import pyimgano
-from pyimgano.inference import TiledDetector, calibrate_threshold, infer
+from pyimgano.inference import calibrate_threshold, infer
+from pyimgano.models import TiledDetector
 from pyimgano.models import create_model
 
 

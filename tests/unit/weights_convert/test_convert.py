@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import weights_convert
-from weights_convert import ConversionError, cache_dir, convert_checkpoint, get_mapping, load_variables
+from weights_convert import ConversionError, convert_checkpoint, get_mapping, load_variables
 from weights_convert.mappings import MAPPING_ARCHS
 
 
@@ -72,80 +72,3 @@ def test_every_mapping_module_declares_its_own_arch(arch):
 def test_get_mapping_of_an_unknown_arch_lists_the_accepted_ones():
     with pytest.raises(ValueError, match=r"accepted: \['efficientnet_lite0'"):
         get_mapping("resnet50")
-
-
-def test_cache_dir_prefers_pyimgano_home_then_xdg_then_home(monkeypatch, tmp_path):
-    monkeypatch.setenv("PYIMGANO_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "home" / "weights"
-    monkeypatch.delenv("PYIMGANO_HOME")
-    assert cache_dir() == tmp_path / "xdg" / "pyimgano" / "weights"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "user"))
-    assert cache_dir() == tmp_path / "user" / ".cache" / "pyimgano" / "weights"
-
-
-@pytest.mark.parametrize("arch, message", [("resnet18", "pyimgano-convert-weights"), ("vgg16", "known archs")])
-def test_pretrained_variables_without_packaged_weights_explains_how_to_convert(arch, message):
-    with pytest.raises(ValueError, match=message):
-        weights_convert.pretrained_variables(arch)
-
-
-def test_packaged_lite0_converts_once_into_the_cache_then_loads_from_it(monkeypatch, tmp_path, lite0_path):
-    import weights_convert.convert as convert_module
-
-    monkeypatch.setenv("PYIMGANO_HOME", str(tmp_path))
-    first = weights_convert.pretrained_variables("efficientnet_lite0")
-    cached = list((tmp_path / "weights").iterdir())
-    sha = hashlib.sha256(lite0_path.read_bytes()).hexdigest()
-    assert [p.name for p in cached] == [f"efficientnet_lite0-{sha[:16]}-v1.safetensors"]
-    assert load_variables(cached[0])[1]["source_sha256"] == sha
-
-    def no_conversion(*args, **kwargs):
-        raise AssertionError("the cached file should have been used")
-
-    monkeypatch.setattr(convert_module, "convert_checkpoint", no_conversion)
-    second = weights_convert.pretrained_variables("efficientnet_lite0")
-    flat_first, flat_second = _flat(first), _flat(second)
-    assert set(flat_first) == set(flat_second) and len(flat_first) > 200
-    assert all(np.array_equal(flat_first[p], flat_second[p]) for p in flat_first)
-    # A known weight of the packaged file: the stem conv's first output filter, torch OIHW -> HWIO.
-    from weights_convert import read_state_dict
-
-    stem = read_state_dict(lite0_path)["_conv_stem.weight"]
-    np.testing.assert_array_equal(first["params"]["conv_stem"]["kernel"], stem.transpose(2, 3, 1, 0))
-
-
-def test_a_corrupt_cache_file_is_converted_again(monkeypatch, tmp_path, lite0_path):
-    monkeypatch.setenv("PYIMGANO_HOME", str(tmp_path))
-    weights_convert.pretrained_variables("efficientnet_lite0")
-    (cached,) = (tmp_path / "weights").iterdir()
-    cached.write_bytes(b"garbage")
-    variables = weights_convert.pretrained_variables("efficientnet_lite0")
-    assert variables["params"]["conv_stem"]["kernel"].shape == (3, 3, 3, 32)
-    assert load_variables(cached)[1]["arch"] == "efficientnet_lite0"
-
-
-def test_load_backbone_pretrained_lite0_uses_the_converted_weights(monkeypatch, tmp_path):
-    from models_jax.backbones import load_backbone
-
-    monkeypatch.setenv("PYIMGANO_HOME", str(tmp_path))
-    _module, variables = load_backbone("efficientnet_lite0", pretrained=True)
-    expected = weights_convert.pretrained_variables("efficientnet_lite0")
-    np.testing.assert_array_equal(
-        np.asarray(variables["batch_stats"]["bn0"]["var"]), expected["batch_stats"]["bn0"]["var"]
-    )
-
-
-def test_load_backbone_reads_a_converted_file_and_checks_its_arch(tiny_resnet_checkpoint, tmp_path):
-    from models_jax.backbones import load_backbone
-
-    src, flat_expected = tiny_resnet_checkpoint
-    dst = tmp_path / "tiny.safetensors"
-    convert_checkpoint(src, arch="tiny_resnet", dst=dst)
-    _module, variables = load_backbone("tiny_resnet", pretrained=False, weights_path=str(dst))
-    np.testing.assert_array_equal(
-        np.asarray(variables["params"]["conv1"]["kernel"]), flat_expected["params/conv1/kernel"]
-    )
-    with pytest.raises(ValueError, match="holds arch 'tiny_resnet'"):
-        load_backbone("resnet18", pretrained=False, weights_path=str(dst))

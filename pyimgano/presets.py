@@ -1,4 +1,4 @@
-"""Named model presets for ``--preset``: plain config overrides per detector.
+"""Named model presets (``--preset``, the workbench's ``model.preset``): plain config overrides per detector.
 
 A preset only picks values of the detector's own config fields (image size,
 coreset ratio, ...); ``--model-kwargs`` and ``--backbone`` are applied on top,

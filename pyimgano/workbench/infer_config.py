@@ -1,12 +1,20 @@
 """``infer_config.json``: the deployable inference settings of a run (schema in ``docs/cli.md``).
 
-Read by ``pyimgano-infer --infer-config FILE`` and ``--from-run DIR``. Values here
-are defaults; explicit command-line flags win.  Unknown keys are errors that
-list the accepted ones, so a typo never silently changes a deployment.
+Written by :func:`save_run` (``pyimgano-infer --save-run``, the workbench) next to
+the run's detector state; read by ``pyimgano-infer --infer-config FILE`` and
+``--from-run DIR``. Values here are defaults; explicit command-line flags win.
+Unknown keys are errors that list the accepted ones, so a typo never silently
+changes a deployment.
+
+A run directory written by :func:`save_run`::
+
+    DIR/checkpoints/detector_state.safetensors   the calibrated DetectorState (thresholds, tiling, postprocess)
+    DIR/artifacts/infer_config.json             model.checkpoint_path -> ../checkpoints/..., defects, maps
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from pathlib import Path
@@ -14,7 +22,25 @@ from typing import Any, Mapping
 
 import attrs
 
-__all__ = ["InferConfig", "InferConfigError", "load_infer_config", "find_run_infer_config", "INFER_CONFIG_SCHEMA_VERSION"]
+from pyimgano._version import __version__
+from pyimgano.fileio import atomic_write_json
+from pyimgano.state import DetectorState, save_state
+
+__all__ = [
+    "InferConfig",
+    "InferConfigError",
+    "load_infer_config",
+    "find_run_infer_config",
+    "infer_config_payload",
+    "save_run",
+    "RUN_STATE_PATH",
+    "RUN_INFER_CONFIG_PATH",
+    "INFER_CONFIG_SCHEMA_VERSION",
+]
+
+#: Where :func:`save_run` puts the state and the infer-config, relative to the run directory.
+RUN_STATE_PATH = Path("checkpoints") / "detector_state.safetensors"
+RUN_INFER_CONFIG_PATH = Path("artifacts") / "infer_config.json"
 
 INFER_CONFIG_SCHEMA_VERSION = 1
 
@@ -207,5 +233,69 @@ def find_run_infer_config(run_dir: str | os.PathLike, category: str | None = Non
             return candidate
     raise InferConfigError(
         f"--from-run {str(run)!r} has no infer_config.json (looked for {[str(c) for c in candidates]}); "
-        "export one with pyimgano-train --export-infer-config"
+        "write one with pyimgano-infer --train-dir DIR --save-run RUN_DIR"
     )
+
+
+def infer_config_payload(
+    state: DetectorState,
+    *,
+    checkpoint_path: str,
+    defects: Mapping[str, Any] | None = None,
+    include_maps: bool | None = None,
+    input_format: str | None = None,
+    category: str | None = None,
+) -> dict[str, Any]:
+    """The ``infer_config.json`` dict for a saved state.
+
+    The state file is the source of truth for the threshold, tiling and
+    post-processing; they are repeated here so a person (or an older reader)
+    can see them. ``checkpoint_path`` is relative to the infer-config's folder.
+    ``defects`` is a ``DefectsConfig.to_mapping()`` block (its ``pixel_threshold``
+    is set from the state's when the state has one).
+    """
+    block = None
+    if defects is not None:
+        block = dict(defects)
+        if state.pixel_threshold is not None:
+            block["pixel_threshold"] = state.pixel_threshold
+    payload: dict[str, Any] = {
+        "schema_version": INFER_CONFIG_SCHEMA_VERSION,
+        "pyimgano_version": __version__,
+        "timestamp_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": {"name": state.detector, "checkpoint_path": str(checkpoint_path)},
+        "threshold": state.threshold,
+        "threshold_provenance": state.provenance,
+        "tiling": None if state.tiling is None else state.tiling.to_dict(),
+        "postprocess": None if state.postprocess is None else state.postprocess.to_dict(),
+        "defects": block,
+        "include_maps": include_maps,
+        "input_format": input_format,
+    }
+    if category is not None:
+        payload["category"] = category
+    return payload
+
+
+def save_run(
+    run_dir: str | os.PathLike,
+    state: DetectorState,
+    *,
+    defects: Mapping[str, Any] | None = None,
+    include_maps: bool | None = None,
+    input_format: str | None = None,
+) -> Path:
+    """Write ``state`` and its ``infer_config.json`` into ``run_dir`` (see the module docstring).
+
+    Both files are written atomically, the state first, so an infer-config never
+    points at a missing or partial state. Returns the infer-config path.
+    """
+    run = Path(run_dir)
+    save_state(state, run / RUN_STATE_PATH)
+    config_path = run / RUN_INFER_CONFIG_PATH
+    relative = os.path.relpath(run / RUN_STATE_PATH, config_path.parent)
+    payload = infer_config_payload(
+        state, checkpoint_path=relative, defects=defects, include_maps=include_maps, input_format=input_format
+    )
+    atomic_write_json(config_path, payload)
+    return config_path

@@ -1,0 +1,234 @@
+"""Canonical frames -> scores and maps: the one path below the input edge.
+
+Every scoring call of the library (``score``, ``predict``, ``anomaly_maps``,
+``infer``, ``calibrate``) decodes and canonicalises its inputs once
+(:func:`pyimgano.inputs.canonical_batches`) and then calls :func:`predict_frames`
+with canonical ``u8[H, W, 3]`` RGB frames. It honours what the state carries:
+
+- no tiling: frames are resized and normalised for the backbone on the host,
+  padded to a fixed batch (a multiple of the device count), and scored by one
+  jitted program per (detector, batch shape, output size);
+- ``state.tiling``: one jitted program per (frame size, tiling) cuts the tiles,
+  resizes and normalises them on the device, scores all ``B*T`` tiles as one
+  batch, stitches the maps and reduces the tile scores (:func:`pyimgano.tiling.tiled_forward`);
+- ``state.postprocess``: applied to the maps on the host, never to scores.
+
+Only the model enters ``jit`` (thresholds are not traced), so a re-calibrated
+state reuses every compiled program; scores-only calls prune the maps.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models_jax.backbones import get_backbone_spec
+from pyimgano.devices import data_parallel, device_count, shard_batch
+from pyimgano.inputs import IMAGENET_MEAN, IMAGENET_STD, group_by_size, prepare_backbone_input
+from pyimgano.registry import get_detector
+from pyimgano.state import DetectorState
+from pyimgano.tiling import TileConfig, TilePlan, tiled_forward
+
+__all__ = [
+    "prepare_frames",
+    "preprocess_on_device",
+    "predict_preprocessed",
+    "predict_frames",
+    "supports_maps",
+    "run_scores",
+    "run_predict",
+    "run_tiled",
+    "UNSET",
+]
+
+#: Sentinel for "use the state's post-processing" in :func:`predict_frames`.
+UNSET = object()
+
+_JAX_RESIZE = {"nearest": "nearest", "bilinear": "linear", "bicubic": "cubic", "area": "linear", "lanczos": "lanczos3"}
+
+
+def prepare_frames(config, frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Canonical u8[H,W,3] frames -> f32[B, h, w, 3] resized and normalised for ``config.backbone``."""
+    spec = get_backbone_spec(config.backbone)
+    return prepare_backbone_input(
+        frames, size=tuple(config.image_size), interpolation=config.interpolation, normalization=spec.normalization
+    )
+
+
+def preprocess_on_device(config, frames: jax.Array) -> jax.Array:
+    """Traceable twin of the host preprocessing: canonical RGB frames -> backbone input.
+
+    Args:
+      config: a detector config (names the backbone, size and interpolation); a
+        :class:`~pyimgano.DetectorState` is accepted too.
+      frames: u8 or f32 ``[B, h, w, 3]`` RGB with values in 0..255 (canonical frames,
+        e.g. tiles cut on the device).
+
+    Returns:
+      f32[B, S, S', 3] at ``config.image_size``, normalised for the backbone.
+
+    The host path resizes uint8 frames with OpenCV (``INTER_LINEAR``: two taps per
+    axis, no antialiasing, half-pixel centres); this one uses ``jax.image.resize``
+    with the same convention and ``antialias=False`` in f32, so values differ by
+    the host path's uint8 rounding only.
+    """
+    config = config.config if isinstance(config, DetectorState) else config
+    x = jnp.asarray(frames).astype(jnp.float32)
+    h, w = config.image_size
+    if x.shape[1:3] != (h, w):
+        method = _JAX_RESIZE.get(config.interpolation, "linear")
+        x = jax.image.resize(x, (x.shape[0], h, w, x.shape[3]), method=method, antialias=False)
+    normalization = get_backbone_spec(config.backbone).normalization
+    if normalization == "imagenet":
+        return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    if normalization == "efficientnet_lite":
+        return (x - 127.0) / 128.0
+    raise ValueError(f"unknown backbone normalization {normalization!r}")
+
+
+def predict_preprocessed(state: DetectorState, images: jax.Array, out_hw: tuple[int, int]):
+    """Traceable detector call: ``images f32[B, S, S', 3]`` (from :func:`preprocess_on_device`)
+    -> ``Prediction(scores f32[B], maps f32[B, *out_hw])``. Call it inside your own ``jit``."""
+    return get_detector(state.detector).predict(state.model, images, (int(out_hw[0]), int(out_hw[1])))
+
+
+# -- the jitted programs (one compilation per detector, batch shape and output size) ------------
+# ``model`` is the state's model pytree; batches are sharded over the local devices.
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def run_scores(detector: str, model, images: jax.Array) -> jax.Array:
+    predict = get_detector(detector).predict
+    return data_parallel(lambda m, x: predict(m, x, tuple(m.config.image_size)).scores)(model, images)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def run_predict(detector: str, model, images: jax.Array, out_hw: tuple[int, int]):
+    predict = get_detector(detector).predict
+
+    def run(m, x):
+        pred = predict(m, x, out_hw)
+        return pred.scores, pred.maps
+
+    return data_parallel(run)(model, images)
+
+
+@functools.partial(jax.jit, static_argnames=("detector", "plan", "tiling", "want_maps"))
+def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfig, want_maps: bool):
+    """frames u8[B, H, W, 3] canonical RGB -> (scores f32[B], maps f32[B, H, W] | None)."""
+    predict = get_detector(detector).predict
+    t = plan.tile_size
+    n_dev = device_count()
+
+    def run(m, x):
+        # One device's share of the tiles (all of them on one device): no collectives.
+        pred = predict(m, preprocess_on_device(m.config, x), (t, t))
+        return (pred.scores, pred.maps) if want_maps else pred.scores
+
+    def predict_tiles(tiles):
+        total = tiles.shape[0]
+        padded = -(-total // n_dev) * n_dev
+        if padded != total:
+            # Repeat the last tile so the tile axis divides over the devices; sliced off below.
+            tiles = jnp.concatenate([tiles, jnp.repeat(tiles[-1:], padded - total, axis=0)], axis=0)
+        out = data_parallel(run)(model, tiles)
+        return jax.tree.map(lambda a: a[:total], out)
+
+    return tiled_forward(predict_tiles, frames, plan, tiling, want_maps=want_maps)
+
+
+# -- host drivers -----------------------------------------------------------------------------
+
+
+def _fixed_chunks(batch: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Chunks of exactly ``size`` rows (the last padded by repeating its last row), so each shape compiles once."""
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
+        valid = len(chunk)
+        if valid < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - valid, axis=0)], axis=0)
+        yield chunk, valid
+
+
+def _predict_whole(state: DetectorState, frames: list[np.ndarray], want_maps: bool, batch_size: int):
+    """Untiled: same-size canonical frames -> (scores f32[n], maps f32[n, H, W] | None)."""
+    prepared = prepare_frames(state.config, frames)
+    n_dev = device_count()
+    size = -(-min(batch_size, len(prepared)) // n_dev) * n_dev
+    out_hw = tuple(frames[0].shape[:2])
+    scores, maps = [], []
+    for chunk, valid in _fixed_chunks(prepared, size):
+        if want_maps:
+            s, m = run_predict(state.detector, state.model, shard_batch(chunk), out_hw)
+            maps.append(np.asarray(m)[:valid])
+        else:
+            s = run_scores(state.detector, state.model, shard_batch(chunk))
+        scores.append(np.asarray(s)[:valid])
+    return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+
+
+def _predict_tiled(state: DetectorState, frames: list[np.ndarray], want_maps: bool, batch_size: int):
+    """Tiled: same-size canonical frames -> (scores f32[n], maps f32[n, H, W] | None)."""
+    batch = np.stack(frames)
+    plan = state.tiling.plan(*batch.shape[1:3])
+    # ``batch_size`` counts tiles: frames per call so that one call scores about that many.
+    size = max(1, min(len(batch), batch_size // plan.num_tiles))
+    scores, maps = [], []
+    for chunk, valid in _fixed_chunks(batch, size):
+        s, m = run_tiled(
+            state.model, chunk, detector=state.detector, plan=plan, tiling=state.tiling, want_maps=want_maps
+        )
+        scores.append(np.asarray(s)[:valid])
+        if want_maps:
+            maps.append(np.asarray(m)[:valid])
+    return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+
+
+def supports_maps(state: DetectorState) -> bool:
+    """True when the state's detector produces pixel maps (tag ``pixel_map``)."""
+    return "pixel_map" in get_detector(state.detector).tags
+
+
+def predict_frames(
+    state: DetectorState,
+    frames: Sequence[np.ndarray],
+    *,
+    want_maps: bool,
+    batch_size: int | None = None,
+    postprocess=UNSET,
+) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """Scores (and maps) of canonical frames, honouring the state's tiling and post-processing.
+
+    Args:
+      state: a fitted :class:`~pyimgano.DetectorState`.
+      frames: canonical ``u8[H, W, 3]`` RGB frames (from :func:`pyimgano.inputs.canonical_batches`);
+        sizes may differ (each size is scored as its own group).
+      want_maps: also return maps (ignored, i.e. None, for detectors without pixel maps).
+      batch_size: images per device call (tiles per call when tiled); default the
+        detector config's ``batch_size``.
+      postprocess: a callable on one ``f32[H, W]`` map that replaces the state's
+        post-processing (None: raw maps); default: the state's.
+
+    Returns:
+      ``(scores f32[N], maps)`` in input order; ``maps`` is a list of ``f32[H, W]`` at each
+      frame's size, or None.
+    """
+    n = len(frames)
+    batch_size = int(batch_size or getattr(state.config, "batch_size", 16))
+    want_maps = bool(want_maps) and supports_maps(state)
+    post = state.postprocess if postprocess is UNSET else postprocess
+    scores = np.zeros(n, np.float32)
+    maps: list[np.ndarray | None] = [None] * n
+    run = _predict_tiled if state.tiling is not None else _predict_whole
+    for indices in group_by_size(frames):
+        s, m = run(state, [frames[i] for i in indices], want_maps, batch_size)
+        scores[indices] = s
+        if m is not None:
+            for j, i in enumerate(indices):
+                one = np.asarray(m[j], dtype=np.float32)
+                maps[i] = np.asarray(post(one), dtype=np.float32) if post is not None else one
+    return scores, (maps if want_maps else None)
