@@ -218,36 +218,43 @@ def calibrate(
     post = state.postprocess
     keep_raw = want_maps and post is not None and post.needs_normal_stats
     scores: list[np.ndarray] = []
-    maps: list[np.ndarray] = []
-    done = 0
-    for chunk in canonical_batches(items, input_format=fmt, batch_size=batch_size, u16_max=u16_max):
-        s, m = predict_frames(
-            state, chunk, want_maps=want_maps, batch_size=batch_size, postprocess=None if keep_raw else post
-        )
-        scores.append(s)
-        if want_maps:
-            # Per-map maxima need one number per map; pooled pixels keep every ROI pixel anyway.
-            maps.extend(m)
-        done += len(chunk)
-        if progress is not None:
-            progress("calibrate", done, len(items))
-    all_scores = np.concatenate(scores)
+
+    def scored_maps():
+        # One pass: scores are collected while the maps stream to the pixel calibration,
+        # which keeps one number per map (or the ROI pixels for the pooled method).
+        done = 0
+        for chunk in canonical_batches(items, input_format=fmt, batch_size=batch_size, u16_max=u16_max):
+            s, m = predict_frames(
+                state, chunk, want_maps=want_maps, batch_size=batch_size, postprocess=None if keep_raw else post
+            )
+            scores.append(s)
+            done += len(chunk)
+            if progress is not None:
+                progress("calibrate", done, len(items))
+            yield from m or ()
+
     new = state
-    if quantile is not None:
-        threshold, image_prov = quantile_threshold(all_scores, quantile, source=source)
-        _warn_if_small(len(all_scores), float(quantile), "image threshold")
-        new = attrs.evolve(state, threshold=threshold, threshold_provenance={**image_prov, **extra})
     if want_maps:
-        if keep_raw:
-            post = post.with_normal_stats(maps)
-            maps = [post(m) for m in maps]
+        maps = scored_maps()
+        if keep_raw:  # "normal_stats" needs every raw map for its percentiles first
+            raw = list(maps)
+            post = post.with_normal_stats(raw)
+            maps = (post(m) for m in raw)
             new = attrs.evolve(new, postprocess=post)
         value, pixel_prov = calibrate_pixel_threshold(
             maps, method=pixel_method, q=pixel_quantile, roi_xyxy_norm=roi_xyxy_norm, source=source
         )
         if pixel_method == "normal_map_max_quantile":
-            _warn_if_small(len(maps), float(pixel_quantile), "pixel threshold")
+            _warn_if_small(pixel_prov["n_maps"], float(pixel_quantile), "pixel threshold")
         new = attrs.evolve(new, pixel_threshold=value, pixel_threshold_provenance={**pixel_prov, **extra})
+    else:
+        for _ in scored_maps():
+            pass
+    all_scores = np.concatenate(scores)
+    if quantile is not None:
+        threshold, image_prov = quantile_threshold(all_scores, quantile, source=source)
+        _warn_if_small(len(all_scores), float(quantile), "image threshold")
+        new = attrs.evolve(new, threshold=threshold, threshold_provenance={**image_prov, **extra})
     log.info(
         "calibrated %s on %d normal images (%s):%s%s",
         state.detector,
