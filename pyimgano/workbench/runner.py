@@ -32,7 +32,7 @@ from pyimgano.workbench.infer_config import infer_config_payload, multi_category
 from pyimgano.workbench.outputs import CategorySummary, summarize_category
 from pyimgano.workbench.plots import PLOTS_UNAVAILABLE
 from pyimgano.workbench.recipes import check_available, get_recipe
-from pyimgano.workbench.run_dir import RunDir, display_name, environment_info, utc_timestamp
+from pyimgano.workbench.run_dir import RunDir, category_dirname, display_name, environment_info, utc_timestamp
 from pyimgano.workbench.schema import ConfigError
 from pyimgano.workbench.steps import CategoryResult, load_category
 
@@ -129,6 +129,7 @@ def run_workbench(
     categories = resolve_categories(config)
     for category in categories:  # a bad folder fails here, in a second, before any file is written
         load_category(config, category)
+        category_dirname(category)
     run = None
     if config.output.save_run:
         folder = config.output.output_dir or default_output_dir(config)

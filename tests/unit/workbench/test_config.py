@@ -177,3 +177,14 @@ def test_yaml_without_pyyaml_says_how_to_install_it(tmp_path, monkeypatch):
     (tmp_path / "c.yml").write_text("seed: 1\n")
     with pytest.raises(ConfigError, match=r"needs PyYAML.*pip install 'pyimgano\[yaml\]' \(or write the config as JSON\)"):
         read_config_file(tmp_path / "c.yml")
+
+
+@pytest.mark.parametrize("name", ["industrial_adapt.json", "industrial_adapt_highres.yaml",
+                                  "industrial_adapt_defects_roi.json", "manifest.json"])
+def test_the_example_configs_are_valid(name):
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[3] / "examples" / "configs" / name
+    config = build_config(read_config_file(path))
+    make_detector_config(config)
+    assert config.output.output_dir.startswith("runs/")
