@@ -19,8 +19,10 @@ only after everything else exists; a failure or an interrupt rewrites it as ``"f
 ``"interrupted"``. So an interrupted run never leaves a report.json that looks complete.
 
 A run folder must be new, empty, or an earlier run (its report.json says so): the earlier run's
-report.json is first marked ``running``, then only the layout entries above are removed. Any
-other non-empty folder is refused, so no file a run did not write is ever deleted.
+report.json is first marked ``running``, then only the layout entries above are removed, except
+that an unfinished earlier run (not ``complete``) keeps its ``checkpoints/<cat>/training``
+folders, so a trained detector resumes where it stopped. Any other non-empty folder is refused,
+so no file a run did not write is ever deleted.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "REPORT_FORMAT",
     "REPORT_SCHEMA_VERSION",
     "RUN_LAYOUT",
+    "TRAINING_DIR",
     "RunDir",
     "report_header",
     "utc_timestamp",
@@ -59,6 +62,8 @@ REPORT_SCHEMA_VERSION = 1
 #: The entries of a run folder that a new run into the same folder replaces.
 RUN_LAYOUT = ("report.json", "config.json", "environment.json", "report.html", "categories", "checkpoints", "artifacts")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: ``checkpoints/<cat>/<TRAINING_DIR>``: a trained detector's resumable checkpoint.
+TRAINING_DIR = "training"
 
 
 def utc_timestamp() -> str:
@@ -118,12 +123,37 @@ def environment_info(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
 
 
-def _is_previous_run(folder: Path) -> bool:
-    report = folder / "report.json"
+def _previous_status(folder: Path) -> str | None:
+    """The status of the earlier run in ``folder`` (``complete``, ``failed``, ...), or None when
+    its report.json is not a workbench report."""
     try:
-        return json.loads(report.read_text(encoding="utf-8")).get("format") == REPORT_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
+        return None
+    return str(report.get("status", "unknown"))
+
+
+def _remove(target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
+
+
+def _clear_checkpoints(folder: Path, keep_training: bool) -> None:
+    """Remove ``checkpoints/``; with ``keep_training``, every ``checkpoints/<cat>/training`` stays."""
+    if not keep_training or not folder.is_dir() or folder.is_symlink():
+        _remove(folder)
+        return
+    for category in folder.iterdir():
+        if category.is_dir() and not category.is_symlink():
+            for entry in category.iterdir():
+                if entry.name != TRAINING_DIR:
+                    _remove(entry)
+        else:
+            _remove(category)
 
 
 class RunDir:
@@ -144,18 +174,19 @@ class RunDir:
             raise ConfigError(f"output.output_dir: {str(folder)!r} exists and is not a folder")
         run = cls(folder)
         if folder.is_dir() and any(folder.iterdir()):
-            if not _is_previous_run(folder):
+            status = _previous_status(folder)
+            if status is None:
                 raise ConfigError(
                     f"output.output_dir: {str(folder)!r} is not empty and holds no earlier pyimgano-train run; "
                     "pick a new or empty folder (a run never deletes files it did not write)"
                 )
-            run.write_report({"status": "running", "note": "replacing an earlier run"})
+            run.write_report({"status": "running", "note": f"replacing an earlier run ({status})"})
             for name in RUN_LAYOUT[1:]:
-                target = folder / name
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                elif target.exists() or target.is_symlink():
-                    target.unlink()
+                if name == "checkpoints":
+                    # An unfinished run's training checkpoints stay, so its training resumes.
+                    _clear_checkpoints(folder / name, keep_training=status != "complete")
+                else:
+                    _remove(folder / name)
         run.write_report({"status": "running"})
         atomic_write_json(folder / "config.json", {**report_header("config"), "config": dict(config_mapping)})
         atomic_write_json(folder / "environment.json", dict(environment))
@@ -170,7 +201,7 @@ class RunDir:
 
     def training_dir(self, category: str) -> Path:
         """Where a trained detector keeps its resumable training checkpoint."""
-        return self.path / "checkpoints" / category_dirname(category) / "training"
+        return self.path / "checkpoints" / category_dirname(category) / TRAINING_DIR
 
     def maps_dir(self, category: str) -> Path:
         return self.path / "artifacts" / "maps" / category_dirname(category)

@@ -141,3 +141,22 @@ def test_a_device_that_is_not_jaxs_backend_is_an_error_not_a_silent_fallback(dat
                            "output": {"save_run": False}})
     with pytest.raises(ConfigError, match=r"^model\.device: 'tpu' was requested but JAX runs on '"):
         run_workbench(config)
+
+
+@pytest.mark.parametrize("status, kept", [("interrupted", True), ("complete", False)])
+def test_an_unfinished_earlier_run_keeps_its_training_checkpoints_so_training_resumes(monkeypatch, dataset, tmp_path,
+                                                                                      status, kept):
+    def stops(config, category, context):
+        raise RuntimeError("x")
+
+    monkeypatch.setattr(recipes, "RECIPES", dict(recipes.RECIPES))
+    register_recipe("stops", stops, description="raises")
+    earlier = tmp_path / "earlier"
+    (earlier / "checkpoints" / "default" / "training").mkdir(parents=True)
+    (earlier / "checkpoints" / "default" / "training" / "checkpoint.safetensors").write_bytes(b"epoch 3")
+    (earlier / "checkpoints" / "default" / "detector_state.safetensors").write_bytes(b"old state")
+    (earlier / "report.json").write_text(json.dumps({"format": "pyimgano-workbench-report", "status": status}))
+    with pytest.raises(RuntimeError):
+        run_workbench(_config(dataset, earlier, "stops"))
+    assert (earlier / "checkpoints" / "default" / "training" / "checkpoint.safetensors").exists() == kept
+    assert not (earlier / "checkpoints" / "default" / "detector_state.safetensors").exists()
