@@ -28,6 +28,7 @@ class InferOptions:
 
     inputs: tuple[str, ...]
     input_format: str | None
+    resize: tuple[int, int] | None
     plugins: tuple[str, ...]
     model: str | None
     model_kwargs: dict
@@ -187,6 +188,7 @@ def resolve_options(args) -> InferOptions:
     return InferOptions(
         inputs=tuple(args.input),
         input_format=_pick(args.input_format, c.input_format),
+        resize=tuple(args.resize) if args.resize is not None else c.resize,
         plugins=tuple(args.plugin or ()),
         model=model,
         model_kwargs=model_kwargs,

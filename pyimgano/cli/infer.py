@@ -30,6 +30,7 @@ from pyimgano.cli._inputs import InputError, InputItem, discover_inputs, load_it
 from pyimgano.cli._progress import Progress, StageProgress
 from pyimgano.cli._records import RecordWriter, error_record
 from pyimgano.cli.common import UsageError, run_command
+from pyimgano.datasets import resize_to
 from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask, save_overlay
 from pyimgano.fileio import atomic_write_json, atomic_write_npy
 from pyimgano.inference import infer_frames, result_to_jsonable
@@ -84,11 +85,16 @@ class _Run:
         except (InputError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
+    def _load(self, item: InputItem):
+        """One input as a canonical frame, resized when ``--resize`` / the infer-config asks."""
+        frame = load_item(item, input_format=self.opts.input_format)
+        return frame if self.opts.resize is None else resize_to(frame, self.opts.resize)
+
     def _frames(self, items: Sequence[InputItem]):
-        """Paths when every item is an image file (decoded by the library), else canonical frames."""
-        if not any(item.is_npy for item in items):
+        """Paths when every item is an image file to use as it is (decoded by the library), else frames."""
+        if self.opts.resize is None and not any(item.is_npy for item in items):
             return [item.path for item in items], None
-        return [load_item(item, input_format=self.opts.input_format) for item in items], "rgb_u8_hwc"
+        return [self._load(item) for item in items], "rgb_u8_hwc"
 
     def _pixel_decision(self, state, can_calibrate: bool):
         if not self.opts.defects:
@@ -223,7 +229,7 @@ class _Run:
         failures: dict[int, tuple[BaseException, str]] = {}
         for index, item in batch:
             try:
-                frames[index] = load_item(item, input_format=self.opts.input_format)
+                frames[index] = self._load(item)
             except Exception as exc:  # noqa: BLE001 - any decoding failure becomes that input's error
                 failures[index] = (exc, "load")
         ok = [index for index, _ in batch if index in frames]
