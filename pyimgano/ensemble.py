@@ -25,6 +25,7 @@ import numpy as np
 
 from models_jax.backbones import get_backbone_spec
 from models_jax.detectors import score_ensemble
+from pyimgano.devices import replicate
 from pyimgano.inputs import canonical_batches, input_items
 from pyimgano.registry import get_detector
 from pyimgano.scoring import predict_frames
@@ -143,4 +144,4 @@ def make_score_ensemble(
         member_predicts=[get_detector(m.detector).predict for m in members],
     )
     model = score_ensemble.build_state(config, [m.model for m in members], statistics)
-    return DetectorState(detector=ENSEMBLE_DETECTOR, model=model)
+    return DetectorState(detector=ENSEMBLE_DETECTOR, model=replicate(model))

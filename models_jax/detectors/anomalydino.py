@@ -67,7 +67,16 @@ from models_jax.detectors.common import (
 from models_jax.detectors.memory_bank import collect_embeddings, nearest_patch_distances, top_fraction_mean
 from models_jax.detectors.patch_embedding import tap_features
 
-__all__ = ["DISTANCES", "AnomalyDINOConfig", "AnomalyDINOState", "fit", "predict", "patch_tokens", "background_mask"]
+__all__ = [
+    "DISTANCES",
+    "AnomalyDINOConfig",
+    "AnomalyDINOState",
+    "fit",
+    "predict",
+    "patch_tokens",
+    "bank_tokens",
+    "background_mask",
+]
 
 #: Patch distances: ``cosine`` (the paper's ``L2_normalized``, 1 - cosine similarity) or ``euclidean``.
 DISTANCES = ("cosine", "euclidean")
@@ -184,7 +193,8 @@ def background_mask(config: AnomalyDINOConfig, tokens: jax.Array) -> jax.Array:
 
 
 @partial(jax.jit, static_argnums=0)
-def _bank_rows(config: AnomalyDINOConfig, backbone_variables, images):
+def bank_tokens(config: AnomalyDINOConfig, backbone_variables, images: jax.Array) -> jax.Array:
+    """The memory-bank rows of prepared images: tokens f32[B, h*w, D], L2-normalised for ``"cosine"`` (jitted)."""
     tokens = _for_distance(config, patch_tokens(config, backbone_variables, images))
     return tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
 
@@ -213,7 +223,7 @@ def fit(
     del key
     variables = jax.device_put(backbone_variables)
     rows = collect_embeddings(
-        lambda images: _bank_rows(config, variables, images), batches, batch_size=config.batch_size, progress=progress
+        lambda images: bank_tokens(config, variables, images), batches, batch_size=config.batch_size, progress=progress
     )
     return AnomalyDINOState(
         config=config, backbone_variables=variables, memory_bank=jnp.asarray(rows.reshape(-1, rows.shape[-1]))

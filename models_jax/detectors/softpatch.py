@@ -65,7 +65,16 @@ from models_jax.detectors.memory_bank import (
 from models_jax.detectors.patch_embedding import locally_aware_patches, tap_features
 from models_jax.ops import local_outlier_factor, nearest_other_distance, random_projection
 
-__all__ = ["WEIGHT_METHODS", "SoftPatchConfig", "SoftPatchState", "fit", "predict", "patch_outlier_scores"]
+__all__ = [
+    "WEIGHT_METHODS",
+    "SoftPatchConfig",
+    "SoftPatchState",
+    "fit",
+    "predict",
+    "embed_patches",
+    "patch_rows",
+    "patch_outlier_scores",
+]
 
 #: How training patches are scored against the other images' patches at their position.
 WEIGHT_METHODS = ("lof", "nearest")
@@ -136,7 +145,8 @@ def embed_patches(config: SoftPatchConfig, backbone_variables, images: jax.Array
 
 
 @partial(jax.jit, static_argnums=0)
-def _embed(config: SoftPatchConfig, backbone_variables, images):
+def patch_rows(config: SoftPatchConfig, backbone_variables, images: jax.Array) -> jax.Array:
+    """Per-image patch embeddings f32[B, h*w, D] of prepared images (jitted; what ``fit`` collects)."""
     emb = embed_patches(config, backbone_variables, images)
     return emb.reshape(emb.shape[0], -1, emb.shape[-1])
 
@@ -214,7 +224,7 @@ def fit(
     weight_key, coreset_key = jax.random.split(key)
     variables = jax.device_put(backbone_variables)
     embeddings = collect_embeddings(
-        lambda images: _embed(config, variables, images), batches, batch_size=config.batch_size, progress=progress
+        lambda images: patch_rows(config, variables, images), batches, batch_size=config.batch_size, progress=progress
     )  # f32[N, P, D]
     weights = patch_outlier_scores(
         embeddings,

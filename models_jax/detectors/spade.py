@@ -50,7 +50,7 @@ from models_jax.detectors.memory_bank import collect_embeddings
 from models_jax.detectors.patch_embedding import align_to_grid, tap_features
 from models_jax.ops import gaussian_blur, nearest_neighbors
 
-__all__ = ["SPADEConfig", "SPADEState", "fit", "predict", "image_descriptors"]
+__all__ = ["SPADEConfig", "SPADEState", "fit", "predict", "image_descriptors", "describe_images"]
 
 
 def _image_layer_for(value, config) -> str:
@@ -113,7 +113,8 @@ def image_descriptors(config: SPADEConfig, backbone_variables, images: jax.Array
 
 
 @partial(jax.jit, static_argnums=0)
-def _describe(config: SPADEConfig, backbone_variables, images):
+def describe_images(config: SPADEConfig, backbone_variables, images: jax.Array):
+    """Jitted :func:`image_descriptors` (what ``fit`` stores)."""
     return image_descriptors(config, backbone_variables, images)
 
 
@@ -141,7 +142,7 @@ def fit(
     del key
     variables = jax.device_put(backbone_variables)
     pooled, gallery = collect_embeddings(
-        lambda images: _describe(config, variables, images), batches, batch_size=config.batch_size, progress=progress
+        lambda images: describe_images(config, variables, images), batches, batch_size=config.batch_size, progress=progress
     )
     return SPADEState(
         config=config,
