@@ -18,7 +18,7 @@ Importing this module registers the detector; that is all a plugin does::
     pyimgano-infer --plugin examples/plugin_patch_knn.py --model example_patch_knn \\
         --train-dir good/ --input new/
 
-    >>> from pyimgano.registry import load_plugins
+    >>> from pyimgano.plugins import load_plugins
     >>> load_plugins(["examples/plugin_patch_knn.py"])          # doctest: +SKIP
     ['example_patch_knn']
 

@@ -59,7 +59,7 @@ _LAZY = {
     "get_detector": "pyimgano.registry",
     "list_detectors": "pyimgano.registry",
     "register_detector": "pyimgano.registry",
-    "load_plugins": "pyimgano.registry",
+    "load_plugins": "pyimgano.plugins",
     "make_score_ensemble": "pyimgano.ensemble",
 }
 

@@ -71,13 +71,13 @@ class HoldoutSplit:
     calibration_indices: tuple[int, ...]
 
     def fingerprint(self, names=None) -> str:
-        """SHA-256 (hex, first 16) of the split: its indices and, when given, the item names."""
-        digest = hashlib.sha256()
-        digest.update(f"{self.n}:{self.fraction}:{self.seed}".encode())
-        digest.update(",".join(map(str, self.calibration_indices)).encode())
-        if names is not None:
-            for i in self.calibration_indices:
-                digest.update(b"\0" + str(names[i]).encode("utf-8", "surrogateescape"))
+        """SHA-256 (hex, first 16) of the split: which items fit and which calibrate, by index
+        and, when ``names`` (one per item) are given, by name."""
+        digest = hashlib.sha256(f"{self.n}:{self.fraction}:{self.seed}".encode())
+        held = set(self.calibration_indices)
+        for i in range(self.n):
+            name = "" if names is None else str(names[i])
+            digest.update(f"\0{'C' if i in held else 'F'}{i}:{name}".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()[:16]
 
 
@@ -167,7 +167,7 @@ def calibrate(
     normal_frames,
     fmt=None,
     *,
-    quantile: float = DEFAULT_QUANTILE,
+    quantile: float | None = DEFAULT_QUANTILE,
     pixel_quantile: float | None = None,
     pixel_method: str = PIXEL_CALIBRATION_METHODS[0],
     roi_xyxy_norm=None,
@@ -187,7 +187,8 @@ def calibrate(
     Args:
       state: a fitted state. Never pass the images that built it (see the module docstring).
       normal_frames: paths, or arrays of format ``fmt`` (as :func:`pyimgano.score`).
-      quantile: image threshold = this quantile of the normal scores.
+      quantile: image threshold = this quantile of the normal scores; None keeps the state's
+        image threshold (to calibrate the pixel threshold only).
       pixel_quantile: when given, also calibrate the pixel threshold with ``pixel_method``
         (``normal_map_max_quantile`` or ``normal_pixel_quantile``, see
         :mod:`pyimgano.defects.threshold`), within ``roi_xyxy_norm`` if given.
@@ -204,6 +205,8 @@ def calibrate(
     """
     if not isinstance(state, DetectorState):
         raise TypeError(f"calibrate expects a DetectorState, got {type(state).__name__}")
+    if quantile is None and pixel_quantile is None:
+        raise ValueError("nothing to calibrate: give quantile and/or pixel_quantile")
     if pixel_quantile is not None and not supports_maps(state):
         raise ValueError(f"{state.detector} produces no anomaly maps, so no pixel threshold can be calibrated")
     items = input_items(normal_frames, input_format=fmt)
@@ -215,42 +218,50 @@ def calibrate(
     post = state.postprocess
     keep_raw = want_maps and post is not None and post.needs_normal_stats
     scores: list[np.ndarray] = []
-    maps: list[np.ndarray] = []
-    done = 0
-    for chunk in canonical_batches(items, input_format=fmt, batch_size=batch_size, u16_max=u16_max):
-        s, m = predict_frames(
-            state, chunk, want_maps=want_maps, batch_size=batch_size, postprocess=None if keep_raw else post
-        )
-        scores.append(s)
-        if want_maps:
-            # Per-map maxima need one number per map; pooled pixels keep every ROI pixel anyway.
-            maps.extend(m)
-        done += len(chunk)
-        if progress is not None:
-            progress("calibrate", done, len(items))
-    all_scores = np.concatenate(scores)
-    threshold, image_prov = quantile_threshold(all_scores, quantile, source=source)
-    _warn_if_small(len(all_scores), float(quantile), "image threshold")
-    new = attrs.evolve(state, threshold=threshold, threshold_provenance={**image_prov, **extra})
+
+    def scored_maps():
+        # One pass: scores are collected while the maps stream to the pixel calibration,
+        # which keeps one number per map (or the ROI pixels for the pooled method).
+        done = 0
+        for chunk in canonical_batches(items, input_format=fmt, batch_size=batch_size, u16_max=u16_max):
+            s, m = predict_frames(
+                state, chunk, want_maps=want_maps, batch_size=batch_size, postprocess=None if keep_raw else post
+            )
+            scores.append(s)
+            done += len(chunk)
+            if progress is not None:
+                progress("calibrate", done, len(items))
+            yield from m or ()
+
+    new = state
     if want_maps:
-        if keep_raw:
-            post = post.with_normal_stats(maps)
-            maps = [post(m) for m in maps]
+        maps = scored_maps()
+        if keep_raw:  # "normal_stats" needs every raw map for its percentiles first
+            raw = list(maps)
+            post = post.with_normal_stats(raw)
+            maps = (post(m) for m in raw)
             new = attrs.evolve(new, postprocess=post)
         value, pixel_prov = calibrate_pixel_threshold(
             maps, method=pixel_method, q=pixel_quantile, roi_xyxy_norm=roi_xyxy_norm, source=source
         )
         if pixel_method == "normal_map_max_quantile":
-            _warn_if_small(len(maps), float(pixel_quantile), "pixel threshold")
+            _warn_if_small(pixel_prov["n_maps"], float(pixel_quantile), "pixel threshold")
         new = attrs.evolve(new, pixel_threshold=value, pixel_threshold_provenance={**pixel_prov, **extra})
+    else:
+        for _ in scored_maps():
+            pass
+    all_scores = np.concatenate(scores)
+    if quantile is not None:
+        threshold, image_prov = quantile_threshold(all_scores, quantile, source=source)
+        _warn_if_small(len(all_scores), float(quantile), "image threshold")
+        new = attrs.evolve(new, threshold=threshold, threshold_provenance={**image_prov, **extra})
     log.info(
-        "calibrated %s on %d normal images (%s): image threshold %.6g (quantile %s)%s",
+        "calibrated %s on %d normal images (%s):%s%s",
         state.detector,
         len(all_scores),
         source,
-        threshold,
-        quantile,
-        "" if not want_maps else f", pixel threshold {new.pixel_threshold:.6g} ({pixel_method} {pixel_quantile})",
+        "" if quantile is None else f" image threshold {new.threshold:.6g} (quantile {quantile})",
+        "" if not want_maps else f" pixel threshold {new.pixel_threshold:.6g} ({pixel_method} {pixel_quantile})",
     )
     return new
 
@@ -276,14 +287,14 @@ def fit_calibrated(
     postprocess=None,
     key=None,
     u16_max: int | None = None,
-    batch_size: int | None = None,
     progress: Progress | None = None,
     **overrides,
 ) -> DetectorState:
     """Fit on a seeded part of ``frames`` and calibrate on the held-out rest: a deployable state.
 
     Args:
-      name_or_config, frames, fmt, key, u16_max, **overrides: as :func:`pyimgano.fit`.
+      name_or_config, frames, fmt, key, u16_max, **overrides: as :func:`pyimgano.fit` (config fields
+        such as ``batch_size`` go to the detector config, which calibration uses too).
       holdout: fraction of the images held out for calibration (default 0.2, at least one image).
       holdout_seed: seed of the split (default: the detector config's ``seed``).
       quantile, pixel_quantile, pixel_method, roi_xyxy_norm: as :func:`calibrate`.
@@ -329,7 +340,6 @@ def fit_calibrated(
             "fit_count": len(split.fit_indices),
             "split_sha256": split.fingerprint(names),
         },
-        batch_size=batch_size,
         u16_max=u16_max,
         progress=progress,
     )

@@ -15,6 +15,7 @@ converted weights, maps, masks, overlays, reports and profiles.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -30,6 +31,7 @@ __all__ = [
     "TEMP_SUFFIX",
     "atomic_write_bytes",
     "atomic_write_json",
+    "atomic_write_npy",
     "json_plain",
     "flatten_tree",
     "unflatten_tree",
@@ -107,6 +109,13 @@ def atomic_write_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Pa
     """Write ``payload`` as indented JSON with sorted keys, atomically (see :func:`atomic_write_bytes`)."""
     text = json.dumps(json_plain(payload), sort_keys=True, indent=2, allow_nan=False) + "\n"
     return Path(atomic_write_bytes(path, text.encode("utf-8")))
+
+
+def atomic_write_npy(path: str | os.PathLike, array) -> str:
+    """Save an array as ``.npy`` (no pickle) atomically; returns the path as a string."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(np.asarray(array)), allow_pickle=False)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def flatten_tree(tree: Mapping, prefix: str = "") -> dict[str, Any]:

@@ -3,11 +3,11 @@
 Built-in and third-party detectors are registered the same way, with
 :func:`register_detector` (a duplicate name or alias is refused; nothing is found
 by scanning subclasses). A detector written outside the package registers
-itself when its module is imported; :func:`load_plugins` imports such modules by
-name, by file path, or through the ``pyimgano.detectors`` entry-point group of
-installed distributions::
+itself when its module is imported; :func:`pyimgano.plugins.load_plugins` imports
+such modules by name, by file path, or through the ``pyimgano.detectors``
+entry-point group of installed distributions::
 
-    from pyimgano.registry import load_plugins
+    from pyimgano.plugins import load_plugins
     load_plugins(["examples/plugin_patch_knn.py"])       # or "my_pkg.my_detector"
     state = pyimgano.fit("example_patch_knn", frames, "rgb_u8_hwc")
 
@@ -28,14 +28,7 @@ The contract a detector meets (see ``docs/detectors.md``):
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.metadata
-import importlib.util
-import os
-import sys
-from pathlib import Path
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attrs
@@ -45,25 +38,18 @@ from models_jax.detectors import anomalydino, padim, patchcore, score_ensemble, 
 __all__ = [
     "DetectorSpec",
     "KNOWN_TAGS",
-    "ENTRY_POINT_GROUP",
     "DETECTORS",
-    "PluginError",
     "register_detector",
     "unregister_detector",
     "get_detector",
     "spec_for_config",
     "list_detectors",
     "detector_specs",
-    "load_plugins",
 ]
 
 KNOWN_TAGS = frozenset(
     {"numpy", "pixel_map", "requires_training", "requires_checkpoint", "pretrained_backbone", "ensemble"}
 )
-
-#: Entry-point group scanned by :func:`load_plugins` (``[project.entry-points."pyimgano.detectors"]``).
-ENTRY_POINT_GROUP = "pyimgano.detectors"
-
 
 def _check_name(_inst, attribute, value) -> None:
     if not isinstance(value, str) or not value or value != value.strip() or any(c.isspace() for c in value):
@@ -255,91 +241,6 @@ def list_detectors(tags: Iterable[str] | None = None) -> list[str]:
 def detector_specs() -> list[DetectorSpec]:
     """Every registered spec once (aliases folded), in registration order."""
     return list({id(spec): spec for spec in _TABLE.values()}.values())
-
-
-# -- plugins -----------------------------------------------------------------------------------
-
-
-class PluginError(ValueError):
-    """A plugin could not be imported or failed while registering (the message names it)."""
-
-
-def _is_file_spec(spec: str) -> bool:
-    return spec.endswith(".py") or os.sep in spec or (os.altsep is not None and os.altsep in spec)
-
-
-def _import_file(spec: str) -> None:
-    path = Path(spec).expanduser().resolve()
-    if not path.is_file():
-        raise PluginError(f"plugin file not found: {spec}")
-    # One module per file (its resolved path picks the name), so loading a file twice is a no-op.
-    digest = hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    module_name = f"pyimgano_plugin_{path.stem.replace('-', '_')}_{digest}"
-    if module_name in sys.modules:
-        return
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise PluginError(f"plugin file {spec} cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-
-
-def _load_one(spec: str) -> None:
-    if _is_file_spec(spec):
-        _import_file(spec)
-    else:
-        importlib.import_module(spec)
-
-
-def _entry_points() -> list:
-    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
-
-
-def load_plugins(specs: Iterable[str] = (), *, entry_points: bool = True) -> list[str]:
-    """Import detector plugins, which register themselves with :func:`register_detector`.
-
-    Args:
-      specs: module names (``"my_pkg.detectors"``, imported with ``importlib``) or
-        paths of Python files (``"path/to/detector.py"``: anything ending in ``.py``
-        or containing a path separator). Loading the same module or file again is a
-        no-op.
-      entry_points: also load every entry point of the ``pyimgano.detectors`` group
-        of the installed distributions (sorted by entry-point name). An entry point
-        naming a module is imported; one naming a callable is called with no arguments.
-
-    Returns:
-      The canonical names that became registered during this call, sorted.
-
-    Raises:
-      PluginError: a spec or entry point failed to import or to register (the message
-        names it and the cause; earlier plugins of the call stay registered).
-    """
-    before = set(_TABLE)
-    for spec in specs:
-        spec = os.fspath(spec)
-        try:
-            _load_one(spec)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"detector plugin {spec!r} failed to load: {type(exc).__name__}: {exc}") from exc
-    if entry_points:
-        for ep in _entry_points():
-            try:
-                loaded = ep.load()
-                if callable(loaded) and not isinstance(loaded, ModuleType):
-                    loaded()
-            except Exception as exc:
-                raise PluginError(
-                    f"detector plugin entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r} failed "
-                    f"to load: {type(exc).__name__}: {exc}"
-                ) from exc
-    return sorted({_TABLE[n].name for n in set(_TABLE) - before})
 
 
 # -- the built-in detectors --------------------------------------------------------------------

@@ -37,6 +37,7 @@ __all__ = [
     "tiled_forward",
     "tile",
     "stitch",
+    "blend_tiles",
     "window_weights",
     "reduce_tile_scores",
     "SCORE_REDUCES",
@@ -109,13 +110,16 @@ class TilePlan:
         """Canvas size the tiles live on: ``max(H, t) x max(W, t)`` (reflect padding past the frame)."""
         return (max(self.height, self.tile_size), max(self.width, self.tile_size))
 
-    def _rows_cols(self) -> tuple[np.ndarray, np.ndarray]:
+    def rows_cols(self) -> tuple[np.ndarray, np.ndarray]:
         """Canvas coordinates i32[T, t] of each tile's rows and columns."""
-        t = self.tile_size
-        offsets = np.arange(t, dtype=np.int32)
-        ys = np.asarray([y for y, _ in self.origins], np.int32)
-        xs = np.asarray([x for _, x in self.origins], np.int32)
-        return ys[:, None] + offsets, xs[:, None] + offsets
+        return _rows_cols(self.origins, self.tile_size)
+
+
+def _rows_cols(origins, tile_size: int) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.arange(tile_size, dtype=np.int32)
+    ys = np.asarray([y for y, _ in origins], np.int32).reshape(-1)
+    xs = np.asarray([x for _, x in origins], np.int32).reshape(-1)
+    return ys[:, None] + offsets, xs[:, None] + offsets
 
 
 def plan_tiles(height: int, width: int, tile_size: int, stride: int | None = None) -> TilePlan:
@@ -182,7 +186,7 @@ def tile(frames, plan: TilePlan) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnums=1)
 def _tile_impl(x: jax.Array, plan: TilePlan) -> jax.Array:
-    rows, cols = plan._rows_cols()
+    rows, cols = plan.rows_cols()
     ph, pw = plan.padded_shape
     # Canvas coordinates -> frame coordinates (identity inside the frame, reflection past it).
     rows = _reflect_index(plan.height, ph)[rows]
@@ -251,21 +255,40 @@ def stitch(tile_maps, plan: TilePlan, map_reduce: str = "max") -> jax.Array:
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _stitch_impl(maps: jax.Array, plan: TilePlan, map_reduce: str) -> jax.Array:
-    t = plan.tile_size
-    rows, cols = plan._rows_cols()
+    out = blend_tiles(maps, plan.origins, plan.padded_shape, map_reduce)
+    return out[:, : plan.height, : plan.width]
+
+
+def blend_tiles(tile_maps, origins, canvas_hw: tuple[int, int], map_reduce: str = "max") -> jax.Array:
+    """Blend square tile maps placed at ``origins`` onto a canvas (traceable; :func:`stitch` uses it).
+
+    Each canvas pixel gets the max (``"max"``) or the window-weighted mean (``"mean"``,
+    ``"hann"``, ``"gaussian"``, see :func:`window_weights`) of the tiles covering it, so the
+    result does not depend on the order of the tiles (up to float rounding of the sums).
+
+    Args:
+      tile_maps: ``f32[B, T, t, t]``.
+      origins: ``T`` pairs ``(y, x)`` of canvas coordinates (Python ints: static).
+      canvas_hw: the canvas size; every canvas pixel must be covered by a tile.
+      map_reduce: one of ``MAP_REDUCES``.
+
+    Returns:
+      ``f32[B, *canvas_hw]``.
+    """
+    maps = jnp.asarray(tile_maps, jnp.float32)
+    t = maps.shape[-1]
+    rows, cols = _rows_cols(tuple(origins), t)
     index = (slice(None), rows[:, :, None], cols[:, None, :])
-    canvas_shape = (maps.shape[0], *plan.padded_shape)
+    canvas_shape = (maps.shape[0], *canvas_hw)
     if map_reduce == "max":
         # Every canvas pixel is covered, so no -inf survives.
-        out = jnp.full(canvas_shape, -jnp.inf, jnp.float32).at[index].max(maps)
-    else:
-        weights = jnp.asarray(window_weights(t, map_reduce))
-        total = jnp.zeros(canvas_shape, jnp.float32).at[index].add(maps * weights)
-        norm = jnp.zeros(plan.padded_shape, jnp.float32).at[rows[:, :, None], cols[:, None, :]].add(
-            jnp.broadcast_to(weights, (plan.num_tiles, t, t))
-        )
-        out = total / norm
-    return out[:, : plan.height, : plan.width]
+        return jnp.full(canvas_shape, -jnp.inf, jnp.float32).at[index].max(maps)
+    weights = jnp.asarray(window_weights(t, map_reduce))
+    total = jnp.zeros(canvas_shape, jnp.float32).at[index].add(maps * weights)
+    norm = jnp.zeros(canvas_hw, jnp.float32).at[rows[:, :, None], cols[:, None, :]].add(
+        jnp.broadcast_to(weights, (len(rows), t, t))
+    )
+    return total / norm
 
 
 def _topk_count(num_tiles: int, topk) -> int:

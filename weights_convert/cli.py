@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyimgano import __version__
 from weights_convert.convert import convert_checkpoint
 from weights_convert.mapping import ConversionError
 from weights_convert.mappings import MAPPING_ARCHS
@@ -16,6 +17,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyimgano-convert-weights",
+        allow_abbrev=False,
         description="Convert a PyTorch checkpoint (.pth/.pt, zip or legacy format) into Flax variables for a "
         "pyimgano backbone. The checkpoint is parsed without torch by an allow-list unpickler: a file that "
         "references any other Python global is refused, never executed.",
@@ -24,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--arch", choices=MAPPING_ARCHS, metavar="NAME", help=f"backbone: one of {list(MAPPING_ARCHS)}")
     parser.add_argument("-o", "--output", metavar="DST", help="output .safetensors file")
     parser.add_argument("--list-archs", action="store_true", help="print the supported archs and exit")
+    parser.add_argument("--version", action="version", version=f"pyimgano-convert-weights (pyimgano) {__version__}")
     return parser
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from models_jax.backbones import backbone_variable_shapes
 from weights_convert.io import WEIGHTS_FORMAT, save_variables
 from weights_convert.mapping import apply_mapping
-from weights_convert.mappings import MAPPING_ARCHS, get_mapping
+from weights_convert.mappings import get_mapping
 from weights_convert.reader import read_state_dict
 
 __all__ = ["CONVERTER_VERSION", "convert_checkpoint", "file_sha256", "variable_shapes"]

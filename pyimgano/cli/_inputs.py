@@ -44,10 +44,13 @@ class InputItem:
     Attributes:
       path: the file (as discovered, not resolved).
       frame: index into a batched ``.npy`` file, else None.
+      root: the folder its ``--input`` value named (a folder itself, a glob's fixed
+        prefix, or a file's parent); artifact names keep the path relative to it.
     """
 
     path: str
     frame: int | None = None
+    root: str | None = None
 
     @property
     def name(self) -> str:
@@ -55,9 +58,14 @@ class InputItem:
         return self.path if self.frame is None else f"{self.path}[{self.frame}]"
 
     @property
-    def stem(self) -> str:
-        """File stem used in artifact names (``_i`` appended for batch frames)."""
-        stem = Path(self.path).stem
+    def relative_stem(self) -> str:
+        """The path relative to ``root`` without its extension, ``/``-separated (``good/000``);
+        ``_i`` appended for batch frames."""
+        root = self.root if self.root is not None else os.path.dirname(self.path)
+        rel = os.path.relpath(self.path, root) if root else self.path
+        if rel.startswith(".."):
+            rel = os.path.basename(self.path)
+        stem = Path(rel).with_suffix("").as_posix()
         return stem if self.frame is None else f"{stem}_{self.frame}"
 
     @property
@@ -81,7 +89,18 @@ def _walk_dir(folder: Path, extensions: tuple[str, ...]) -> list[str]:
     return sorted(found, key=lambda p: Path(p).relative_to(folder).as_posix())
 
 
-def _npy_items(path: str, fmt) -> list[InputItem]:
+def _glob_root(pattern: str) -> str:
+    """The fixed folder in front of a glob pattern's first magic component."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts:
+        if any(c in part for c in _GLOB_CHARS):
+            break
+        fixed.append(part)
+    return str(Path(*fixed)) if fixed else "."
+
+
+def _npy_items(path: str, fmt, root: str) -> list[InputItem]:
     if fmt is None:
         raise InputError(
             f"{path!r} is a .npy frame file: declare its layout with --input-format "
@@ -92,11 +111,11 @@ def _npy_items(path: str, fmt) -> list[InputItem]:
     except Exception as exc:  # numpy raises ValueError/OSError/EOFError for bad headers
         raise InputError(f"cannot read .npy frame file {path!r}: {exc}") from None
     if arr.ndim == fmt.frame_ndim:
-        return [InputItem(path)]
+        return [InputItem(path, root=root)]
     if arr.ndim == fmt.frame_ndim + 1:
         if arr.shape[0] == 0:
             raise InputError(f".npy frame file {path!r} holds an empty batch (shape {arr.shape})")
-        return [InputItem(path, i) for i in range(arr.shape[0])]
+        return [InputItem(path, i, root=root) for i in range(arr.shape[0])]
     raise InputError(
         f".npy frame file {path!r} has shape {arr.shape}; --input-format {fmt.name} expects one frame "
         f"{fmt.frame_shape} or a batch (N, ...) of them"
@@ -118,7 +137,7 @@ def discover_inputs(specs: Iterable[str], *, input_format=None, what: str = "--i
     """
     fmt = None if input_format is None else parse_image_format(input_format)
     extensions = IMAGE_EXTENSIONS + ((".npy",) if fmt is not None else ())
-    paths: list[str] = []
+    paths: list[tuple[str, str]] = []  # (path, root)
     for spec in specs:
         spec = os.fspath(spec)
         p = Path(spec)
@@ -128,24 +147,24 @@ def discover_inputs(specs: Iterable[str], *, input_format=None, what: str = "--i
                 raise InputError(
                     f"{what} folder {spec!r} contains no images (extensions searched: {list(extensions)})"
                 )
-            paths.extend(found)
+            paths.extend((path, spec) for path in found)
         elif p.is_file():
-            paths.append(spec)
+            paths.append((spec, os.path.dirname(spec)))
         elif any(c in spec for c in _GLOB_CHARS):
             found = sorted(m for m in glob.glob(spec, recursive=True) if Path(m).is_file())
             if not found:
                 raise InputError(f"{what} pattern {spec!r} matches no file")
-            paths.extend(found)
+            paths.extend((path, _glob_root(spec)) for path in found)
         else:
             raise InputError(f"{what} {spec!r} does not exist (give a file, a folder or a glob pattern)")
     seen: set[str] = set()
     items: list[InputItem] = []
-    for path in paths:
+    for path, root in paths:
         key = os.path.normpath(os.path.abspath(path))
         if key in seen:
             continue
         seen.add(key)
-        items.extend(_npy_items(path, fmt) if path.lower().endswith(".npy") else [InputItem(path)])
+        items.extend(_npy_items(path, fmt, root) if path.lower().endswith(".npy") else [InputItem(path, root=root)])
     return items
 
 

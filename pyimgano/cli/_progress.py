@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "StageProgress"]
 
 
 class Progress:
@@ -63,3 +63,30 @@ class Progress:
             text = f"\r{self.label} {self.count} {rate:.1f} img/s"
         self.stream.write(text)
         self.stream.flush()
+
+
+class StageProgress:
+    """A ``progress(stage, done, total)`` callable (as the library's fit / calibrate take) drawing
+    one :class:`Progress` bar per stage on ``stream`` (only when it is a terminal)."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+        self._stage: str | None = None
+        self._bar: Progress | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage, self._bar = stage, Progress(stage, total, stream=self.stream).__enter__()
+        self._bar.set(done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._stage, self._bar = None, None
+
+    def __enter__(self) -> "StageProgress":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
-import numpy as np
 
 from pyimgano.fileio import json_plain
 

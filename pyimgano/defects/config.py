@@ -15,11 +15,23 @@ See ``docs/defects.md`` for what every knob does and the order of the stages.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Mapping
 
 import attrs
+
+from pyimgano.defects.validation import (
+    check_bool,
+    check_float,
+    check_int_ge,
+    check_roi,
+    enum,
+    to_bool,
+    to_float,
+    to_int,
+    to_opt_float,
+    to_opt_int,
+    to_roi,
+)
 
 __all__ = [
     "DefectsConfig",
@@ -59,145 +71,26 @@ _NESTED_GROUPS: dict[str, dict[str, str]] = {
 }
 
 
+def _field(default, converter, validator, help: str, *, flag: str | None = None, choices=None):
+    """An attrs field whose metadata carries its CLI help text, flag name and choices (one source)."""
+    metadata = {"help": help}
+    if flag is not None:
+        metadata["flag"] = flag
+    if choices is not None:
+        metadata["choices"] = choices
+    return attrs.field(default=default, converter=converter, validator=validator, metadata=metadata)
+
+
 def cli_flag(field: attrs.Attribute) -> str:
     """The ``pyimgano-infer`` flag of a :class:`DefectsConfig` field (SPEC sections 7 and 8):
     ``--defect-<name>`` unless the field's metadata names another (``--pixel-threshold``, ...)."""
     return field.metadata.get("flag") or "--defect-" + field.name.replace("_", "-")
 
 
-# --------------------------------------------------------------------------- converters
-def _is_int(value: Any) -> bool:
-    # bool is an int subclass; True as a kernel size is a config bug, not 1.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _enum(accepted: tuple[str, ...], *, optional: bool = False):
-    def convert(value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    def validate(inst, attribute, value) -> None:
-        if optional and value is None:
-            return
-        if value not in accepted:
-            null = " (or null)" if optional else ""
-            raise ValueError(
-                f"DefectsConfig.{attribute.name}={value!r} is not accepted; accepted: {list(accepted)}{null}"
-            )
-
-    return convert, validate
-
-
-def _to_float(value: Any) -> Any:
-    # Normalise ints/numpy scalars to float so equal configs hash equally; leave bad values to validators.
-    return float(value) if _is_real(value) else value
-
-
-def _to_opt_float(value: Any) -> Any:
-    return None if value is None else _to_float(value)
-
-
-def _to_int(value: Any) -> Any:
-    return int(value) if _is_int(value) else value
-
-
-def _to_opt_int(value: Any) -> Any:
-    return None if value is None else _to_int(value)
-
-
-def _to_bool(value: Any) -> Any:
-    # numpy bools come from arrays of flags; anything else (strings, ints) is rejected by the validator.
-    try:
-        import numpy as np
-
-        if isinstance(value, np.bool_):
-            return bool(value)
-    except ImportError:  # pragma: no cover - numpy is a hard dependency
-        pass
-    return value
-
-
-def _to_roi(value: Any) -> Any:
-    if value is None or isinstance(value, (str, bytes)):
-        return value
-    try:
-        items = tuple(value)
-    except TypeError:
-        return value
-    return tuple(float(v) if _is_real(v) else v for v in items)
-
-
-# --------------------------------------------------------------------------- validators
-def _check_bool(inst, attribute, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"DefectsConfig.{attribute.name} must be true or false, got {value!r}")
-
-
-def _check_int_ge(minimum: int, *, optional: bool = False):
-    def check(inst, attribute, value) -> None:
-        if optional and value is None:
-            return
-        if not _is_int(value) or value < minimum:
-            null = " or null" if optional else ""
-            raise ValueError(f"DefectsConfig.{attribute.name} must be an integer >= {minimum}{null}, got {value!r}")
-
-    return check
-
-
-def _check_float(
-    *,
-    optional: bool = False,
-    ge: float | None = None,
-    le: float | None = None,
-    gt: float | None = None,
-    lt: float | None = None,
-):
-    def check(inst, attribute, value) -> None:
-        if optional and value is None:
-            return
-        ok = _is_real(value) and math.isfinite(value)
-        if ok and ge is not None and not value >= ge:
-            ok = False
-        if ok and le is not None and not value <= le:
-            ok = False
-        if ok and gt is not None and not value > gt:
-            ok = False
-        if ok and lt is not None and not value < lt:
-            ok = False
-        if not ok:
-            bounds = []
-            if gt is not None or ge is not None:
-                bounds.append(f"{'>' if gt is not None else '>='} {gt if gt is not None else ge}")
-            if lt is not None or le is not None:
-                bounds.append(f"{'<' if lt is not None else '<='} {lt if lt is not None else le}")
-            rng = (" " + " and ".join(bounds)) if bounds else ""
-            null = " or null" if optional else ""
-            raise ValueError(f"DefectsConfig.{attribute.name} must be a finite number{rng}{null}, got {value!r}")
-
-    return check
-
-
-def _check_roi(inst, attribute, value) -> None:
-    if value is None:
-        return
-    ok = isinstance(value, tuple) and len(value) == 4 and all(_is_real(v) and math.isfinite(v) for v in value)
-    if ok:
-        x1, y1, x2, y2 = value
-        ok = 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
-    if not ok:
-        raise ValueError(
-            "DefectsConfig.roi_xyxy_norm must be null or [x1, y1, x2, y2] with "
-            f"0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 (fractions of the map width/height), got {value!r}"
-        )
-
-
-_SMOOTH_CONVERT, _SMOOTH_CHECK = _enum(MAP_SMOOTHING_METHODS)
-_STRATEGY_CONVERT, _STRATEGY_CHECK = _enum(PIXEL_THRESHOLD_STRATEGIES, optional=True)
-_SORT_CONVERT, _SORT_CHECK = _enum(SORT_KEYS)
-_FORMAT_CONVERT, _FORMAT_CHECK = _enum(MASK_FORMATS)
+_SMOOTH_CONVERT, _SMOOTH_CHECK = enum(MAP_SMOOTHING_METHODS)
+_STRATEGY_CONVERT, _STRATEGY_CHECK = enum(PIXEL_THRESHOLD_STRATEGIES, optional=True)
+_SORT_CONVERT, _SORT_CHECK = enum(SORT_KEYS)
+_FORMAT_CONVERT, _FORMAT_CHECK = enum(MASK_FORMATS)
 
 
 @attrs.frozen
@@ -264,164 +157,164 @@ class DefectsConfig:
         names the field, the bad value and the accepted values.
     """
 
-    pixel_threshold: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True),
-        metadata={
-            "help": "map value at or above which a pixel is defective (fixed; provenance source explicit)",
-            "flag": "--pixel-threshold",
-        },
+    pixel_threshold: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True),
+        "map value at or above which a pixel is defective (fixed; provenance source explicit; default: calibrated)",
+        flag="--pixel-threshold",
     )
-    pixel_threshold_strategy: str | None = attrs.field(
-        default=None,
-        converter=_STRATEGY_CONVERT,
-        validator=_STRATEGY_CHECK,
-        metadata={
-            "choices": PIXEL_THRESHOLD_STRATEGIES,
-            "help": "source of the pixel threshold when none is fixed: normal_map_max_quantile (the automatic choice) calibrates on the normal maps' maxima, normal_pixel_quantile on all normal pixels; fixed / infer_config never calibrate",
-            "flag": "--pixel-threshold-strategy",
-        },
+    pixel_threshold_strategy: str | None = _field(
+        None,
+        _STRATEGY_CONVERT,
+        _STRATEGY_CHECK,
+        "source of the pixel threshold when none is fixed: normal_map_max_quantile (the automatic choice) calibrates on the normal maps' maxima, normal_pixel_quantile on all normal pixels; fixed / infer_config never calibrate (default: automatic)",
+        flag="--pixel-threshold-strategy",
+        choices=PIXEL_THRESHOLD_STRATEGIES,
     )
-    pixel_normal_quantile: float = attrs.field(
-        default=0.999,
-        converter=_to_float,
-        validator=_check_float(gt=0.0, lt=1.0),
-        metadata={"help": "quantile q of the calibration method, in (0, 1)", "flag": "--pixel-normal-quantile"},
+    pixel_normal_quantile: float = _field(
+        0.999,
+        to_float,
+        check_float(gt=0.0, lt=1.0),
+        "quantile q of the calibration method, in (0, 1)",
+        flag="--pixel-normal-quantile",
     )
-    roi_xyxy_norm: tuple[float, float, float, float] | None = attrs.field(
-        default=None,
-        converter=_to_roi,
-        validator=_check_roi,
-        metadata={
-            "help": "region of interest X1 Y1 X2 Y2 as fractions of the map; gates defects only, never score or label",
-            "flag": "--roi-xyxy-norm",
-        },
+    roi_xyxy_norm: tuple[float, float, float, float] | None = _field(
+        None,
+        to_roi,
+        check_roi,
+        "region of interest X1 Y1 X2 Y2 as fractions of the map; gates defects only, never score or label",
+        flag="--roi-xyxy-norm",
     )
-    border_ignore_px: int = attrs.field(
-        default=0,
-        converter=_to_int,
-        validator=_check_int_ge(0),
-        metadata={"help": "pixels at each map edge that never become defects"},
+    border_ignore_px: int = _field(
+        0,
+        to_int,
+        check_int_ge(0),
+        "pixels at each map edge that never become defects",
     )
-    map_smoothing: str = attrs.field(
-        default="none",
-        converter=_SMOOTH_CONVERT,
-        validator=_SMOOTH_CHECK,
-        metadata={"choices": MAP_SMOOTHING_METHODS, "help": "smoothing of the map before thresholding"},
+    map_smoothing: str = _field(
+        "none",
+        _SMOOTH_CONVERT,
+        _SMOOTH_CHECK,
+        "smoothing of the map before thresholding",
+        choices=MAP_SMOOTHING_METHODS,
     )
-    map_smoothing_ksize: int = attrs.field(
-        default=3,
-        converter=_to_int,
-        validator=_check_int_ge(0),
-        metadata={"help": "smoothing kernel size (median/box: odd >= 3; gaussian: odd, or 0 from sigma)"},
+    map_smoothing_ksize: int = _field(
+        3,
+        to_int,
+        check_int_ge(0),
+        "smoothing kernel size (median/box: odd >= 3; gaussian: odd, or 0 from sigma)",
     )
-    map_smoothing_sigma: float = attrs.field(
-        default=0.0,
-        converter=_to_float,
-        validator=_check_float(ge=0.0),
-        metadata={"help": "gaussian smoothing sigma (0: from the kernel size)"},
+    map_smoothing_sigma: float = _field(
+        0.0,
+        to_float,
+        check_float(ge=0.0),
+        "gaussian smoothing sigma (0: from the kernel size)",
     )
-    hysteresis: bool = attrs.field(
-        default=False,
-        converter=_to_bool,
-        validator=_check_bool,
-        metadata={"help": "keep low-threshold components that contain a pixel above the high threshold"},
+    hysteresis: bool = _field(
+        False,
+        to_bool,
+        check_bool,
+        "keep low-threshold components that contain a pixel above the high threshold",
     )
-    hysteresis_low: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True),
-        metadata={"help": "hysteresis low threshold (default 0.5 x high)"},
+    hysteresis_low: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True),
+        "hysteresis low threshold (default 0.5 x high)",
     )
-    hysteresis_high: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True),
-        metadata={"help": "hysteresis high threshold (default the pixel threshold)"},
+    hysteresis_high: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True),
+        "hysteresis high threshold (default the pixel threshold)",
     )
-    open_ksize: int = attrs.field(
-        default=0,
-        converter=_to_int,
-        validator=_check_int_ge(0),
-        metadata={"help": "binary opening kernel size (0 or 1: off)"},
+    open_ksize: int = _field(
+        0,
+        to_int,
+        check_int_ge(0),
+        "binary opening kernel size (0 or 1: off)",
     )
-    close_ksize: int = attrs.field(
-        default=0,
-        converter=_to_int,
-        validator=_check_int_ge(0),
-        metadata={"help": "binary closing kernel size (0 or 1: off)"},
+    close_ksize: int = _field(
+        0,
+        to_int,
+        check_int_ge(0),
+        "binary closing kernel size (0 or 1: off)",
     )
-    fill_holes: bool = attrs.field(
-        default=False,
-        converter=_to_bool,
-        validator=_check_bool,
-        metadata={"help": "fill background enclosed by a defect"},
+    fill_holes: bool = _field(
+        False,
+        to_bool,
+        check_bool,
+        "fill background enclosed by a defect",
     )
-    min_area: int = attrs.field(
-        default=0, converter=_to_int, validator=_check_int_ge(0), metadata={"help": "drop regions with fewer pixels"}
+    min_area: int = _field(
+        0,
+        to_int,
+        check_int_ge(0),
+        "drop regions with fewer pixels",
     )
-    min_score_max: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True),
-        metadata={"help": "drop regions whose largest map value is below this"},
+    min_score_max: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True),
+        "drop regions whose largest map value is below this",
     )
-    min_score_mean: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True),
-        metadata={"help": "drop regions whose mean map value is below this"},
+    min_score_mean: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True),
+        "drop regions whose mean map value is below this",
     )
-    min_fill_ratio: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True, ge=0.0, le=1.0),
-        metadata={"help": "drop regions filling less than this share of their bounding box, in [0, 1]"},
+    min_fill_ratio: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True, ge=0.0, le=1.0),
+        "drop regions filling less than this share of their bounding box, in [0, 1]",
     )
-    max_aspect_ratio: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True, ge=1.0),
-        metadata={"help": "drop regions whose bounding box is more elongated than this (>= 1)"},
+    max_aspect_ratio: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True, ge=1.0),
+        "drop regions whose bounding box is more elongated than this (>= 1)",
     )
-    min_solidity: float | None = attrs.field(
-        default=None,
-        converter=_to_opt_float,
-        validator=_check_float(optional=True, ge=0.0, le=1.0),
-        metadata={"help": "drop regions with area / convex hull area below this, in [0, 1]"},
+    min_solidity: float | None = _field(
+        None,
+        to_opt_float,
+        check_float(optional=True, ge=0.0, le=1.0),
+        "drop regions with area / convex hull area below this, in [0, 1]",
     )
-    merge_nearby: bool = attrs.field(
-        default=False,
-        converter=_to_bool,
-        validator=_check_bool,
-        metadata={
-            "help": "merge regions separated by at most --defect-merge-nearby-max-gap-px empty pixels (regions list only)"
-        },
+    merge_nearby: bool = _field(
+        False,
+        to_bool,
+        check_bool,
+        "merge regions separated by at most --defect-merge-nearby-max-gap-px empty pixels (regions list only)",
     )
-    merge_nearby_max_gap_px: int = attrs.field(
-        default=0,
-        converter=_to_int,
-        validator=_check_int_ge(0),
-        metadata={"help": "largest gap in pixels that merge-nearby bridges"},
+    merge_nearby_max_gap_px: int = _field(
+        0,
+        to_int,
+        check_int_ge(0),
+        "largest gap in pixels that merge-nearby bridges",
     )
-    max_regions: int | None = attrs.field(
-        default=None,
-        converter=_to_opt_int,
-        validator=_check_int_ge(1, optional=True),
-        metadata={"help": "keep at most this many regions after sorting"},
+    max_regions: int | None = _field(
+        None,
+        to_opt_int,
+        check_int_ge(1, optional=True),
+        "keep at most this many regions after sorting",
     )
-    max_regions_sort_by: str = attrs.field(
-        default="score_max",
-        converter=_SORT_CONVERT,
-        validator=_SORT_CHECK,
-        metadata={"choices": SORT_KEYS, "help": "sort key of the regions (descending; ties by position)"},
+    max_regions_sort_by: str = _field(
+        "score_max",
+        _SORT_CONVERT,
+        _SORT_CHECK,
+        "sort key of the regions (descending; ties by position)",
+        choices=SORT_KEYS,
     )
-    mask_format: str = attrs.field(
-        default="png",
-        converter=_FORMAT_CONVERT,
-        validator=_FORMAT_CHECK,
-        metadata={"choices": MASK_FORMATS, "help": "file format of saved masks", "flag": "--mask-format"},
+    mask_format: str = _field(
+        "png",
+        _FORMAT_CONVERT,
+        _FORMAT_CHECK,
+        "file format of saved masks",
+        flag="--mask-format",
+        choices=MASK_FORMATS,
     )
 
     def __attrs_post_init__(self) -> None:

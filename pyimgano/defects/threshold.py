@@ -180,9 +180,10 @@ def decide_pixel_threshold(
 
     1. ``config.pixel_threshold`` (``--pixel-threshold``): fixed, ``source: explicit``.
     2. A calibration strategy named explicitly and normal images at hand: calibrate
-       (a request overrides an existing value).
-    3. ``existing``: the value a loaded state carries, with its provenance.
-    4. ``infer_config_value``: fixed, ``source: infer_config``.
+       (a request overrides any existing value).
+    3. ``infer_config_value`` when it differs from ``existing``: fixed, ``source: infer_config``
+       (an infer-config layers over the state it names, so an edited value wins).
+    4. ``existing``: the value a loaded state carries, with its provenance.
     5. Strategy None (automatic) and normal images at hand: calibrate with
        ``normal_map_max_quantile``. Strategies ``fixed`` / ``infer_config`` never calibrate.
     6. Otherwise ``ValueError`` (:data:`MISSING_THRESHOLD_MESSAGE`).
@@ -199,12 +200,13 @@ def decide_pixel_threshold(
     q = float(config.pixel_normal_quantile)
     if strategy in PIXEL_CALIBRATION_METHODS and can_calibrate:
         return PixelThresholdDecision(calibrate_method=strategy, q=q)
-    if existing is not None and existing[0] is not None:
-        value = _finite(existing[0], "the state's pixel_threshold")
-        return PixelThresholdDecision(value=value, provenance=dict(existing[1] or {"method": "fixed", "source": "state"}))
-    if infer_config_value is not None:
+    has_existing = existing is not None and existing[0] is not None
+    if infer_config_value is not None and not (has_existing and float(existing[0]) == float(infer_config_value)):
         value = _finite(infer_config_value, "infer-config defects.pixel_threshold")
         return PixelThresholdDecision(value=value, provenance={"method": "fixed", "source": "infer_config"})
+    if has_existing:
+        value = _finite(existing[0], "the state's pixel_threshold")
+        return PixelThresholdDecision(value=value, provenance=dict(existing[1] or {"method": "fixed", "source": "state"}))
     if strategy is None and can_calibrate:
         return PixelThresholdDecision(calibrate_method=PIXEL_CALIBRATION_METHODS[0], q=q)
     detail = "" if strategy is None else f" (pixel_threshold_strategy={strategy!r})"

@@ -184,7 +184,7 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
         raise InferConfigError(f"infer-config 'defects' must be a JSON object or null, got {defects!r}")
     provenance = data.get("threshold_provenance")
     if provenance is not None and not isinstance(provenance, Mapping):
-        raise InferConfigError(f"infer-config 'threshold_provenance' must be a JSON object or null")
+        raise InferConfigError("infer-config 'threshold_provenance' must be a JSON object or null")
     include_maps = data.get("include_maps")
     if include_maps is not None and not isinstance(include_maps, bool):
         raise InferConfigError(f"infer-config 'include_maps' must be true, false or null, got {include_maps!r}")

@@ -69,12 +69,16 @@ def test_hostile_file_names_land_inside_the_output_folder(make_frame_fn, write_p
     assert run.code == 0, run.err
     records = run.records()
     assert len(records) == 4
+    names = set()
     for r in records:
         for path in (r["anomaly_map"]["path"], r["defects"]["mask"]["path"]):
             parent = os.path.dirname(os.path.realpath(path))
             assert parent in (os.path.realpath(out), os.path.realpath(masks))
             name = os.path.basename(path)
-            assert name[:7] == f"{r['index']:06d}_" and " " not in name and name.isascii()
+            assert " " not in name and name.isascii() and not name.startswith(".")
+            names.add(name)
+    # One safe name per input, shared by its map (.npy) and its mask (.png).
+    assert {os.path.splitext(n)[0] for n in names} == {"x", "with_spaces_rm_-rf", "n_c_d", "dots.."}
     assert sorted(os.listdir(tmp_path / "out")) == ["maps", "masks"]
     assert sorted(os.listdir(src)) == sorted(["a", *[os.path.basename(h) for h in hostile]])
 
@@ -91,7 +95,10 @@ def test_train_dir_fits_calibrates_and_reports_the_stages(run_cli, image_dirs, t
     # q=1.0: the threshold is the largest train score; the painted defect lies above it.
     assert records[2]["label"] == 1
     prov = records[0]["defects"]["pixel_threshold_provenance"]
-    assert prov["method"] == "normal_pixel_quantile" and prov["n_maps"] == 6 and prov["n_pixels"] == 6 * 32 * 32
+    # 6 train images: 5 fit the model, 1 is held out (20 %) to calibrate both thresholds.
+    assert prov["method"] == "normal_map_max_quantile" and prov["source"] == "holdout"
+    assert prov["n_maps"] == 1 and prov["n_pixels"] == 32 * 32 and prov["fit_count"] == 5
+    assert records[0]["defects"]["pixel_threshold"] > 0
     profile = json.loads(prof.read_text())
     assert profile["counts"] == {"inputs": 3, "processed": 3, "errors": 0}
     assert profile["seconds"]["fit_calibrate"] > 0

@@ -39,12 +39,12 @@ def test_records_go_to_the_jsonl_file_and_stdout_stays_empty(run_cli, checkpoint
     assert len(run.records(out)) == 3
 
 
-def test_maps_are_exported_as_readable_npy_files_named_by_index_and_stem(run_cli, checkpoint, image_dirs, tmp_path):
+def test_maps_are_exported_as_readable_npy_files_named_by_relative_path(run_cli, checkpoint, image_dirs, tmp_path):
     maps = tmp_path / "maps"
     run = run_cli("--checkpoint-path", checkpoint, "--input", image_dirs["test"], "--save-maps", maps)
     assert run.code == 0, run.err
     records = run.records()
-    assert sorted(os.listdir(maps)) == ["000000_a_good.npy", "000001_b_good.npy", "000002_c_bad.npy"]
+    assert sorted(os.listdir(maps)) == [".pyimgano-artifacts.json", "a_good.npy", "b_good.npy", "c_bad.npy"]
     for r in records:
         info = r["anomaly_map"]
         assert set(info) == {"path", "shape", "dtype"}
@@ -71,7 +71,8 @@ def test_defects_records_masks_and_overlays_follow_the_schema(run_cli, checkpoin
     for r in records:
         assert set(r) == SCORE_KEYS | {"defects"}
         d = r["defects"]
-        assert set(d) == DEFECT_KEYS
+        assert set(d) == DEFECT_KEYS | {"overlay"}
+        assert cv2.imread(d["overlay"]["path"]).shape == (32, 96, 3)
         assert d["space"] == {"type": "anomaly_map", "shape": [32, 32]}
         assert d["pixel_threshold"] == 0.3
         assert d["pixel_threshold_provenance"] == {"method": "fixed", "source": "explicit"}
@@ -85,9 +86,7 @@ def test_defects_records_masks_and_overlays_follow_the_schema(run_cli, checkpoin
             assert REGION_KEYS <= set(region)
             assert "bbox_xyxy_image" not in region
     assert records[2]["defects"]["regions"], "the painted defect is found"
-    assert sorted(os.listdir(overlays)) == ["000000_a_good.png", "000001_b_good.png", "000002_c_bad.png"]
-    panel = cv2.imread(str(overlays / "000002_c_bad.png"))
-    assert panel.shape == (32, 96, 3)
+    assert sorted(os.listdir(overlays)) == [".pyimgano-artifacts.json", "a_good.png", "b_good.png", "c_bad.png"]
 
 
 def test_npy_masks_are_written_when_mask_format_is_npy(run_cli, checkpoint, image_dirs, tmp_path):
@@ -97,7 +96,7 @@ def test_npy_masks_are_written_when_mask_format_is_npy(run_cli, checkpoint, imag
     assert run.code == 0, run.err
     r = run.records()[2]
     assert r["defects"]["mask"]["encoding"] == "npy"
-    assert r["defects"]["mask"]["path"].endswith("000002_c_bad.npy")
+    assert r["defects"]["mask"]["path"] == str(masks / "c_bad.npy")
     mask = np.load(r["defects"]["mask"]["path"], allow_pickle=False)
     assert mask.dtype == np.uint8 and mask.shape == (32, 32) and mask.max() == 255
 
@@ -120,10 +119,10 @@ def test_roi_gates_defects_but_never_the_score_or_label(run_cli, checkpoint, ima
 
 
 def test_defects_image_space_scales_map_bboxes_to_image_pixels(run_cli, checkpoint, image_dirs, monkeypatch):
-    import pyimgano.inference
+    import pyimgano.cli.infer
     from pyimgano.inference import InferenceResult
 
-    def half_resolution_infer(detector, images, **kwargs):
+    def half_resolution_infer(state, images, **kwargs):
         # Maps at half the image size, so map pixels and image pixels differ (4x4 map on an 8x8 image).
         out = []
         for frame in images:
@@ -133,7 +132,7 @@ def test_defects_image_space_scales_map_bboxes_to_image_pixels(run_cli, checkpoi
             out.append(InferenceResult(score=1.0, label=1, anomaly_map=amap))
         return out
 
-    monkeypatch.setattr(pyimgano.inference, "infer", half_resolution_infer)
+    monkeypatch.setattr(pyimgano.cli.infer, "infer_frames", half_resolution_infer)
     plain = run_cli("--checkpoint-path", checkpoint, "--input", image_dirs["test"], "--defects", "--pixel-threshold", "0.5")
     scaled = run_cli("--checkpoint-path", checkpoint, "--input", image_dirs["test"], "--defects", "--pixel-threshold",
                      "0.5", "--defects-image-space")

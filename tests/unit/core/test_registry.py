@@ -1,4 +1,5 @@
-"""The open registry: register_detector / unregister_detector, and plugin loading by file, module or entry point."""
+"""The open registry (register_detector / unregister_detector) and pyimgano.plugins.load_plugins
+(by file, module name or entry point)."""
 
 import sys
 import textwrap
@@ -11,13 +12,12 @@ import pytest
 
 import pyimgano
 from models_jax.detectors.common import BackboneFeatureConfig, Prediction
-from pyimgano import registry
+from pyimgano import plugins
+from pyimgano.plugins import PluginError, load_plugins
 from pyimgano.registry import (
     DETECTORS,
-    PluginError,
     get_detector,
     list_detectors,
-    load_plugins,
     register_detector,
     spec_for_config,
     unregister_detector,
@@ -178,7 +178,7 @@ def test_entry_points_of_the_group_are_discovered(plugin_dir):
     dist = folder / "toy_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\ntoy = tests_toy_plugin_ep:register\n")
+    (dist / "entry_points.txt").write_text(f"[{plugins.ENTRY_POINT_GROUP}]\ntoy = tests_toy_plugin_ep:register\n")
     registered.append("test_from_entry_point")
     assert load_plugins() == ["test_from_entry_point"]
 
@@ -189,7 +189,7 @@ def test_plugin_failures_name_the_plugin(plugin_dir, tmp_path):
     broken.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(PluginError, match=r"broken\.py.*RuntimeError: boom"):
         load_plugins([str(broken)], entry_points=False)
-    with pytest.raises(PluginError, match="not found"):
+    with pytest.raises(PluginError, match="does not exist"):
         load_plugins([str(tmp_path / "missing.py")], entry_points=False)
     with pytest.raises(PluginError, match="no_such_module_xyz"):
         load_plugins(["no_such_module_xyz"], entry_points=False)

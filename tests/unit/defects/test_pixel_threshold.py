@@ -50,10 +50,12 @@ def test_the_pooled_normal_pixel_quantile_is_used_on_request():
     assert prov == {"method": "normal_pixel_quantile", "source": "train_dir", "q": 0.5, "n_maps": 2, "n_pixels": 16}
 
 
-def test_an_existing_state_value_wins_over_the_infer_config_but_not_over_a_request():
+def test_a_state_value_keeps_its_provenance_unless_an_infer_config_edits_it_or_a_request_recalibrates():
     existing = (0.25, {"method": "quantile", "source": "holdout"})
-    auto = decide_pixel_threshold(DefectsConfig(), existing=existing, infer_config_value=0.7, can_calibrate=True)
-    assert (auto.value, dict(auto.provenance)) == (0.25, {"method": "quantile", "source": "holdout"})
+    same = decide_pixel_threshold(DefectsConfig(), existing=existing, infer_config_value=0.25, can_calibrate=True)
+    assert (same.value, dict(same.provenance)) == (0.25, {"method": "quantile", "source": "holdout"})
+    edited = decide_pixel_threshold(DefectsConfig(), existing=existing, infer_config_value=0.7, can_calibrate=True)
+    assert (edited.value, dict(edited.provenance)) == (0.7, {"method": "fixed", "source": "infer_config"})
     asked = decide_pixel_threshold(
         DefectsConfig(pixel_threshold_strategy="normal_pixel_quantile"), existing=existing, can_calibrate=True
     )

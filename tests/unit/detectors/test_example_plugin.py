@@ -8,7 +8,8 @@ import pytest
 
 import pyimgano
 from pyimgano.devices import replicate
-from pyimgano.registry import get_detector, load_plugins
+from pyimgano.plugins import load_plugins
+from pyimgano.registry import get_detector
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "plugin_patch_knn.py"
 NAME = "example_patch_knn"
