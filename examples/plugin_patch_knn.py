@@ -46,6 +46,8 @@ from models_jax.detectors.memory_bank import (
     top_fraction_mean,
 )
 from models_jax.detectors.patch_embedding import align_to_grid, tap_features
+import pyimgano
+from pyimgano.metrics import image_auroc
 from pyimgano.registry import register_detector
 
 __all__ = ["NAME", "PatchKnnConfig", "PatchKnnState", "fit", "predict"]
@@ -146,9 +148,6 @@ register_detector(
 
 
 def _demo() -> None:
-    import pyimgano
-    from pyimgano.metrics import image_auroc
-
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:64, 0:64] / 64.0
 
