@@ -38,6 +38,7 @@ Departures, and why:
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import Iterable
 
@@ -54,9 +55,11 @@ from models_jax.detectors.common import (
     positive,
     shape_anomaly_maps,
 )
-from models_jax.ops import adaptive_avg_pool_last, greedy_coreset, nearest_neighbors
+from models_jax.ops import adaptive_avg_pool_matrix, greedy_coreset, nearest_neighbors
 
-__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches"]
+__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches", "patch_projection_kernel"]
+
+_HI = jax.lax.Precision.HIGHEST
 
 
 def _ratio(_inst, attribute, value) -> None:
@@ -102,29 +105,57 @@ jax.tree_util.register_dataclass(
 )
 
 
+@functools.lru_cache(maxsize=64)
+def patch_projection_kernel(
+    channels: int, patch_size: int, pretrain_embed_dim: int, n_layers: int, layer: int, target_embed_dim: int
+) -> np.ndarray:
+    """f32[k, k, C, target] (HWIO): steps 2 and 4 of the pipeline for one tapped layer as one linear map.
+
+    Unfolding a ``k x k`` neighbourhood (channel-major, ``C*k*k`` values), pooling it to
+    ``pretrain_embed_dim``, and taking this layer's slice of the final pooling to
+    ``target_embed_dim`` are all linear, so they compose into a single ``k x k``
+    convolution kernel; the embedding is the sum over layers of these convolutions.
+    The matrices are composed in float64.
+    """
+    k = patch_size
+    pre = adaptive_avg_pool_matrix(channels * k * k, pretrain_embed_dim).astype(np.float64)
+    final = adaptive_avg_pool_matrix(n_layers * pretrain_embed_dim, target_embed_dim).astype(np.float64)
+    weights = pre @ final[layer * pretrain_embed_dim : (layer + 1) * pretrain_embed_dim]  # [C*k*k, target]
+    kernel = weights.reshape(channels, k, k, target_embed_dim).transpose(1, 2, 0, 3).astype(np.float32)
+    kernel.setflags(write=False)
+    return kernel
+
+
 def embed_patches(config: PatchCoreConfig, backbone_variables, images: jax.Array) -> jax.Array:
     """Locally aware patch embeddings, f32[B, h, w, D] on the finest tapped grid.
 
     ``images`` are f32[B, H, W, 3], already resized and normalised for the backbone.
+
+    Computed as one ``k x k`` convolution per layer (:func:`patch_projection_kernel`)
+    at the layer's own resolution, the coarser result upsampled bilinearly and the
+    layers summed. That equals unfolding, upsampling the unfolded patches, pooling to
+    ``pretrain_embed_dim``, concatenating and pooling to ``target_embed_dim`` (every
+    step is linear and the upsampling acts per channel), without materialising the
+    ``C*k*k``-wide patches, and the upsampling runs on ``target_embed_dim`` channels.
     """
     module = build_backbone(config.backbone)
     feats = module.apply(backbone_variables, images, taps=config.layers)
     ref_h, ref_w = feats[config.layers[0]].shape[1:3]
-    k = config.patch_size
-    per_layer = []
-    for tap in config.layers:
+    n_layers = len(config.layers)
+    total = None
+    for layer, tap in enumerate(config.layers):
         grid = feats[tap]
-        # (c, ky, kx) channel-major flattening, like torch.nn.Unfold with zero padding.
-        patches = jax.lax.conv_general_dilated_patches(
-            grid, (k, k), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        kernel = patch_projection_kernel(
+            int(grid.shape[-1]), config.patch_size, config.pretrain_embed_dim, n_layers, layer, config.target_embed_dim
         )
-        if patches.shape[1:3] != (ref_h, ref_w):
-            patches = jax.image.resize(
-                patches, (patches.shape[0], ref_h, ref_w, patches.shape[-1]), method="bilinear", antialias=False
-            )
-        per_layer.append(adaptive_avg_pool_last(patches, config.pretrain_embed_dim))
-    stacked = jnp.concatenate(per_layer, axis=-1)
-    return adaptive_avg_pool_last(stacked, config.target_embed_dim)
+        # SAME zero padding, like torch.nn.Unfold(padding=k // 2) in the reference.
+        out = jax.lax.conv_general_dilated(
+            grid, jnp.asarray(kernel), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HI
+        )
+        if out.shape[1:3] != (ref_h, ref_w):
+            out = jax.image.resize(out, (out.shape[0], ref_h, ref_w, out.shape[-1]), method="bilinear", antialias=False)
+        total = out if total is None else total + out
+    return total
 
 
 @partial(jax.jit, static_argnums=0)
