@@ -108,7 +108,7 @@ def _nearest_sq(queries: jax.Array, bank: jax.Array, bank_chunk: int, index_offs
         j = jnp.argmin(sq)
         return sq[j], index[j]
 
-    sq, index = jax.lax.map(refine, (queries, best_group), batch_size=min(_REFINE_BLOCK, q))
+    sq, index = jax.lax.map(refine, (queries, best_group), batch_size=max(1, min(_REFINE_BLOCK, q)))
     return sq[:, None], index[:, None] + index_offset
 
 
