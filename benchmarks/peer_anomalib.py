@@ -46,6 +46,7 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--detectors", default="patchcore,padim")
     p.add_argument("--peer-python", default=None, help="python of the venv with anomalib (omit: ours only)")
     p.add_argument("--peer-coreset", choices=("dense", "anomalib"), default="dense")
+    p.add_argument("--sides", default="ours,anomalib", help="which sides to run (anomalib needs --peer-python)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--kwargs", default="{}", help="extra fields for our detector configs, JSON")
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
     args = _parse(argv)
     if args.worker:
         return run_ours(args)
-    sides = ["ours"] + (["anomalib"] if args.peer_python else [])
+    sides = [s for s in args.sides.split(",") if s == "ours" or (s == "anomalib" and args.peer_python)]
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="pyimgano-peer-") as tmp:
         data = Path(tmp) / "data"
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
                 for side in sides:
                     out = Path(tmp) / f"{detector}-{side}-{rnd}"
                     result = run_side(args, side, detector, data, out)
-                    if side == "ours" and detector == "padim":
+                    if side == "ours" and detector == "padim" and (out / "padim_channel_index.npy").exists():
                         (data / "padim_channel_index.npy").write_bytes((out / "padim_channel_index.npy").read_bytes())
                     result.update(detector=detector, round=rnd)
                     result["images_per_s"] = result["images"] / result["predict_s"]
@@ -223,7 +224,7 @@ def print_table(runs: list[dict], sides: list[str]) -> None:
                 f"| {med(r['peak_rss_mib'] for r in rs):.0f} | {rs[0]['image_auroc']:.4f} | {rs[0]['pixel_auroc']:.4f} "
                 f"| {bank} |"
             )
-    if len(sides) < 2:
+    if sides != ["ours", "anomalib"]:
         return
     print()
     print("| detector | predict speed ours/anomalib | fit speed ours/anomalib | peak RSS ours/anomalib | "
