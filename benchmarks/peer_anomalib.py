@@ -45,7 +45,9 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--category", default="bottle")
     p.add_argument("--detectors", default="patchcore,padim")
     p.add_argument("--peer-python", default=None, help="python of the venv with anomalib (omit: ours only)")
-    p.add_argument("--peer-coreset", choices=("dense", "anomalib"), default="dense")
+    p.add_argument("--peer-coreset", choices=("dense", "anomalib", "random"), default="dense",
+                   help="anomalib's coreset: dense exact greedy (default), its own KCenterGreedy, or random rows "
+                   "of the same count (predict timing only)")
     p.add_argument("--sides", default="ours,anomalib", help="which sides to run (anomalib needs --peer-python)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)

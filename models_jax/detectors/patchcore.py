@@ -214,13 +214,13 @@ def fit(
         raise ValueError("PatchCore needs at least one training image, got none")
     bank = np.concatenate(chunks, axis=0)
     del chunks
+    # One copy of the full bank at a time (peak memory): the host array is dropped once on the device.
+    bank = jnp.asarray(bank)
     n_select = max(1, int(bank.shape[0] * config.coreset_ratio))
     if n_select < bank.shape[0]:
-        selected = greedy_coreset(
-            jnp.asarray(bank), n_select, key=key, projection_dim=config.coreset_projection_dim
-        )
-        bank = bank[np.asarray(selected)]
-    return PatchCoreState(config=config, backbone_variables=variables, memory_bank=jnp.asarray(bank))
+        selected = greedy_coreset(bank, n_select, key=key, projection_dim=config.coreset_projection_dim)
+        bank = jnp.take(bank, selected, axis=0)
+    return PatchCoreState(config=config, backbone_variables=variables, memory_bank=bank)
 
 
 def _reweight(config: PatchCoreConfig, memory_bank, embeddings, patch_scores, nn_index):
