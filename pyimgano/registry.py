@@ -21,7 +21,14 @@ KNOWN_TAGS = frozenset(
 
 @attrs.frozen
 class DetectorSpec:
-    """How one detector is configured, fitted and run."""
+    """How one detector is configured, fitted and run.
+
+    ``state_shapes`` (optional): ``config -> {array path: (shape, dtype name)}`` of a
+    fitted state's arrays, paths as in the state file (``memory_bank``,
+    ``backbone_variables/params/...``), a dimension given as a string being free but
+    equal wherever the same string appears. :func:`pyimgano.load_state` checks a
+    loaded state against it (see :mod:`pyimgano.state_integrity`).
+    """
 
     name: str
     config_cls: type
@@ -32,6 +39,7 @@ class DetectorSpec:
     description: str
     paper: str
     aliases: tuple[str, ...] = ()
+    state_shapes: Callable[[Any], Any] | None = None
 
     def __attrs_post_init__(self) -> None:
         unknown = sorted(set(self.tags) - KNOWN_TAGS)
@@ -57,6 +65,7 @@ DETECTORS: dict[str, DetectorSpec] = _build_table(
             state_cls=patchcore.PatchCoreState,
             fit=patchcore.fit,
             predict=patchcore.predict,
+            state_shapes=patchcore.state_shapes,
             tags=frozenset({"numpy", "pixel_map", "pretrained_backbone"}),
             description="PatchCore: coreset memory bank of locally aware patch features, nearest-neighbour scores",
             paper="Roth et al., Towards Total Recall in Industrial Anomaly Detection, CVPR 2022",
@@ -67,6 +76,7 @@ DETECTORS: dict[str, DetectorSpec] = _build_table(
             state_cls=padim.PaDiMState,
             fit=padim.fit,
             predict=padim.predict,
+            state_shapes=padim.state_shapes,
             tags=frozenset({"numpy", "pixel_map", "pretrained_backbone"}),
             description="PaDiM: per-position Gaussian of backbone features, Mahalanobis distance",
             paper="Defard et al., PaDiM: a Patch Distribution Modeling Framework, ICPR 2021",

@@ -50,13 +50,14 @@ from models_jax.backbones import build_backbone
 from models_jax.detectors.common import (
     BackboneFeatureConfig,
     Prediction,
+    backbone_variable_specs,
     pad_batch,
     positive,
     shape_anomaly_maps,
 )
 from models_jax.ops import adaptive_avg_pool_last, greedy_coreset, nearest_neighbors
 
-__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches"]
+__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches", "state_shapes"]
 
 
 def _ratio(_inst, attribute, value) -> None:
@@ -100,6 +101,13 @@ class PatchCoreState:
 jax.tree_util.register_dataclass(
     PatchCoreState, data_fields=["backbone_variables", "memory_bank"], meta_fields=["config"]
 )
+
+
+def state_shapes(config: PatchCoreConfig) -> dict[str, tuple[tuple, str]]:
+    """``{array path: (shape, dtype)}`` of a fitted state of ``config``; ``"M"`` (the bank size) is free."""
+    shapes = backbone_variable_specs(config.backbone)
+    shapes["memory_bank"] = (("M", config.target_embed_dim), "float32")
+    return shapes
 
 
 def embed_patches(config: PatchCoreConfig, backbone_variables, images: jax.Array) -> jax.Array:
