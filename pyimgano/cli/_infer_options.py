@@ -55,6 +55,8 @@ class InferOptions:
     save_run: str | None
     save_jsonl: str | None
     batch_size: int
+    max_image_pixels: int | None
+    resume: bool
     continue_on_error: bool
     max_errors: int | None
     profile_json: str | None
@@ -179,6 +181,8 @@ def resolve_options(args) -> InferOptions:
         raise UsageError("--save-overlays needs --defects (overlays show the defect mask)")
     if args.max_errors is not None and not args.continue_on_error:
         raise UsageError("--max-errors N needs --continue-on-error")
+    if args.resume and not args.save_jsonl:
+        raise UsageError("--resume needs --save-jsonl FILE (records on stdout cannot be resumed)")
     if args.save_run and not args.train_dir:
         raise UsageError("--save-run DIR needs --train-dir (it saves the state fitted and calibrated in this run)")
     if args.holdout_fraction is not None and not 0.0 < args.holdout_fraction < 1.0:
@@ -214,6 +218,8 @@ def resolve_options(args) -> InferOptions:
         save_run=args.save_run,
         save_jsonl=args.save_jsonl,
         batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        max_image_pixels=args.max_image_pixels,
+        resume=bool(args.resume),
         continue_on_error=bool(args.continue_on_error),
         max_errors=args.max_errors,
         profile_json=args.profile_json,
