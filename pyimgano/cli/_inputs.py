@@ -113,7 +113,7 @@ def _glob_root(pattern: str) -> str:
 
 def _npy_reason(exc: BaseException) -> str:
     """Why numpy could not read a ``.npy`` file, in words that quote nothing of its content."""
-    if "allow_pickle" in str(exc):
+    if "allow_pickle" in str(exc) or "Python objects" in str(exc):
         return "it holds Python objects (pickled data), which are never loaded"
     return f"not a readable .npy array file (corrupt or truncated; {type(exc).__name__})"
 
