@@ -189,7 +189,7 @@ def _nasty_corpus(folder: Path, seed: int = 0) -> dict[str, Path]:
     exif[0x0112] = 6  # rotate 90 CW on display; pixels must come out as stored
     files["exif_rotated.jpg"] = _pil(Image.fromarray(rgb), "JPEG", exif=exif.tobytes())
     for container in _BOMBS:
-        files[f"bomb_{container.lower()}.{'jpg' if container == 'JPEG' else container.lower()[:3]}"] = bomb_bytes(container)
+        files[f"bomb_{container.lower()}.{'jpg' if container == 'JPEG' else container.lower()[:3]}"] = _bomb_bytes(container)
     corrupted = bytearray(good_png)
     for index in rng.choice(np.arange(33, len(good_png) - 12), size=4, replace=False):
         corrupted[int(index)] ^= 0xFF
@@ -212,3 +212,61 @@ def bomb_bytes():
 def nasty_corpus(tmp_path_factory):
     """``{case name: path}`` of the seeded corpus of hostile image files (written once per session)."""
     return _nasty_corpus(tmp_path_factory.mktemp("nasty_images"))
+
+
+# --- Fuzzing: cases per entry point (docs/SECURITY.md lists them; a test keeps the two equal) ---
+
+FUZZ_BUDGET = {
+    "normalize_numpy_image": 300,
+    "canonical_batches": 150,
+    "load_image (mutated files)": 300,
+    "load_image (corpus)": 0,  # every corpus file, see nasty_corpus
+    "extract_defects": 200,
+    "load_infer_config": 300,
+    "resolve_options (infer-config + flags)": 150,
+    "load_state (damaged bytes)": 150,
+    "load_state (re-hashed header edits)": 100,
+    "read_state_dict (crafted pickles)": 400,
+    "read_state_dict (corrupted bytes)": 80,
+}
+
+
+class _Deadline(Exception):
+    pass
+
+
+@pytest.fixture(scope="session")
+def fuzz_budget():
+    """``{entry point: cases}`` (see FUZZ_BUDGET)."""
+    return dict(FUZZ_BUDGET)
+
+
+@pytest.fixture()
+def fuzz_case(tmp_path, monkeypatch):
+    """``with fuzz_case():`` around one fuzz case: it runs in an empty working folder that must stay
+    empty (a loader writes nothing), and a case still running after 120 s fails as a hang.
+    ``fuzz_case.count`` is the number of cases run."""
+    import contextlib
+    import signal
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
+    def on_alarm(signum, frame):
+        raise _Deadline("a fuzz case ran for 120 s: treated as a hang")
+
+    @contextlib.contextmanager
+    def case():
+        case.count += 1
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.alarm(120)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        assert list(cwd.iterdir()) == [], "a fuzzed loader wrote into its working folder"
+
+    case.count = 0
+    return case
