@@ -220,7 +220,7 @@ FUZZ_BUDGET = {
     "normalize_numpy_image": 300,
     "canonical_batches": 150,
     "load_image (mutated files)": 300,
-    "load_image (corpus)": 0,  # every corpus file, see nasty_corpus
+    "load_image (corpus)": 31,  # every file of nasty_corpus
     "extract_defects": 200,
     "load_infer_config": 300,
     "resolve_options (infer-config + flags)": 150,

@@ -17,7 +17,7 @@ def _check_loaded(out):
     assert out.shape[0] * out.shape[1] <= SMALL_LIMIT
 
 
-def test_every_corpus_file_loads_or_raises_an_image_load_error_naming_it(nasty_corpus, fuzz_case):
+def test_every_corpus_file_loads_or_raises_an_image_load_error_naming_it(nasty_corpus, fuzz_case, fuzz_budget):
     outcomes = {}
     for name, path in sorted(nasty_corpus.items()):
         with fuzz_case():
@@ -38,7 +38,7 @@ def test_every_corpus_file_loads_or_raises_an_image_load_error_naming_it(nasty_c
                     "text_named.png", "html_named.tif", "animated.gif", "webp_named.png", "float.tif",
                     "zero_width.png"):
         assert outcomes[refused] == "ImageLoadError", (refused, outcomes[refused])
-    assert fuzz_case.count == len(nasty_corpus)
+    assert fuzz_case.count == len(nasty_corpus) == fuzz_budget["load_image (corpus)"]
 
 
 def test_exif_orientation_is_not_applied(nasty_corpus):
