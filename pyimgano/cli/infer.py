@@ -55,7 +55,7 @@ from pyimgano.cli._resume import (
 from pyimgano.cli.common import UsageError, run_command
 from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask, save_overlay
 from pyimgano.fileio import atomic_write_json, atomic_write_npy, json_plain
-from pyimgano.inference import infer_frames, result_to_jsonable
+from pyimgano.inference import NonFiniteScoreError, infer_frames, result_to_jsonable
 from pyimgano.inputs import image_pixel_limit, resolve_max_pixels
 from pyimgano.plugins import load_plugins
 from pyimgano.registry import get_detector
@@ -254,6 +254,13 @@ class _Run:
         results: dict[int, Any] = {}
         try:
             results.update(zip(ok, self._score(state, [frames[i] for i in ok])))
+        except NonFiniteScoreError as exc:  # the batch was scored; only those inputs fail
+            for index, result in zip(ok, exc.results):
+                if result is None:
+                    failures[index] = (NonFiniteScoreError(
+                        "the score is NaN or infinite: no label is given to it (failing closed)"), "infer")
+                else:
+                    results[index] = result
         except Exception:  # noqa: BLE001 - isolate the failing input(s) by scoring one at a time
             for index in ok:
                 try:

@@ -71,24 +71,28 @@ def infer_frames(
 
     Raises:
       NonFiniteScoreError: a frame scored NaN or infinite (its position is named);
-        no result is returned rather than a label taken from it.
+        no label is taken from it. The error's ``results`` hold the other frames'
+        results (``None`` at its ``indices``).
     """
     post = UNSET if postprocess is None else postprocess
     scores, maps = predict_frames(state, frames, want_maps=include_maps, batch_size=batch_size, postprocess=post)
     bad = [i for i, value in enumerate(scores) if not np.isfinite(value)]
-    if bad:
-        raise NonFiniteScoreError(
-            f"frame {bad[0]} of {len(scores)} scored {float(scores[bad[0]])} ({len(bad)} non-finite score(s)); "
-            "no label is given to a non-finite score (failing closed)"
-        )
-    return [
-        InferenceResult(
+    results = [
+        None if i in bad else InferenceResult(
             score=float(value),
             label=label_from_score(float(value), state.threshold),
             anomaly_map=None if maps is None else maps[i],
         )
         for i, value in enumerate(scores)
     ]
+    if bad:
+        raise NonFiniteScoreError(
+            f"frame {bad[0]} of {len(scores)} scored {float(scores[bad[0]])} ({len(bad)} non-finite score(s)); "
+            "no label is given to a non-finite score (failing closed)",
+            indices=bad,
+            results=results,
+        )
+    return results
 
 
 def infer(

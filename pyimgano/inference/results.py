@@ -12,7 +12,19 @@ __all__ = ["InferenceResult", "NonFiniteScoreError", "label_from_score", "result
 
 
 class NonFiniteScoreError(ValueError):
-    """A score is NaN or infinite: no decision can be taken from it (fail closed, never label 0)."""
+    """A score is NaN or infinite: no decision can be taken from it (fail closed, never label 0).
+
+    Attributes:
+      indices: positions of the non-finite scores in the call (empty when raised by
+        :func:`label_from_score`).
+      results: one :class:`InferenceResult` per frame of the call, ``None`` at ``indices``
+        (empty when raised by :func:`label_from_score`), so a caller can keep the others.
+    """
+
+    def __init__(self, message: str, indices=(), results=()):
+        super().__init__(message)
+        self.indices = tuple(indices)
+        self.results = tuple(results)
 
 
 @attrs.frozen
