@@ -52,12 +52,14 @@ def defect_dest(field: attrs.Attribute) -> str:
 
 
 def _default_text(value) -> str:
-    return "unset" if value is None else json.dumps(value)
+    if value is None:
+        return "unset"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _add_defect_flag(group, field: attrs.Attribute) -> None:
     meta = field.metadata
-    text = f"{meta['help']} (default: {_default_text(field.default)})"
+    text = meta["help"] if "default" in meta["help"] else f"{meta['help']} (default: {_default_text(field.default)})"
     kind = str(field.type).split("|")[0].strip()
     common = dict(dest=defect_dest(field), default=None, help=text)
     if "choices" in meta:

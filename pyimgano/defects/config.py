@@ -161,14 +161,14 @@ class DefectsConfig:
         None,
         to_opt_float,
         check_float(optional=True),
-        "map value at or above which a pixel is defective (fixed; provenance source explicit)",
+        "map value at or above which a pixel is defective (fixed; provenance source explicit; default: calibrated)",
         flag="--pixel-threshold",
     )
     pixel_threshold_strategy: str | None = _field(
         None,
         _STRATEGY_CONVERT,
         _STRATEGY_CHECK,
-        "source of the pixel threshold when none is fixed: normal_map_max_quantile (the automatic choice) calibrates on the normal maps' maxima, normal_pixel_quantile on all normal pixels; fixed / infer_config never calibrate",
+        "source of the pixel threshold when none is fixed: normal_map_max_quantile (the automatic choice) calibrates on the normal maps' maxima, normal_pixel_quantile on all normal pixels; fixed / infer_config never calibrate (default: automatic)",
         flag="--pixel-threshold-strategy",
         choices=PIXEL_THRESHOLD_STRATEGIES,
     )

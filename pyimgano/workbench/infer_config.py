@@ -10,6 +10,12 @@ A run directory written by :func:`save_run`::
 
     DIR/checkpoints/detector_state.safetensors   the calibrated DetectorState (thresholds, tiling, postprocess)
     DIR/artifacts/infer_config.json             model.checkpoint_path -> ../checkpoints/..., defects, maps
+
+A ``pyimgano-train`` run (``--export-infer-config``) keeps one state per category under
+``DIR/checkpoints/<cat>/``; its ``artifacts/infer_config.json`` is the flat payload of
+:func:`infer_config_payload` (with ``category``) for one category, and for several a header
+plus a ``categories`` block of per-category payloads (:func:`multi_category_payload`),
+chosen with ``--from-run-category``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ __all__ = [
     "find_run_infer_config",
     "infer_config_payload",
     "save_run",
+    "multi_category_payload",
+    "HEADER_KEYS",
     "RUN_STATE_PATH",
     "RUN_INFER_CONFIG_PATH",
     "INFER_CONFIG_SCHEMA_VERSION",
@@ -147,6 +155,9 @@ def _parse_json(path: Path) -> Any:
 def _select_category(data: Mapping, category: str | None, path: Path) -> Mapping:
     cats = data.get("categories")
     if cats is None:
+        own = data.get("category")
+        if category is not None and own is not None and own != category:
+            raise InferConfigError(f"{path} is the infer-config of category {own!r}, not {category!r}")
         return data
     if not isinstance(cats, Mapping) or not cats:
         raise InferConfigError(f"{path}: 'categories' must be a non-empty JSON object of per-category blocks")
@@ -264,7 +275,8 @@ def find_run_infer_config(run_dir: str | os.PathLike, category: str | None = Non
             return candidate
     raise InferConfigError(
         f"--from-run {str(run)!r} has no infer_config.json (looked for {[str(c) for c in candidates]}); "
-        "write one with pyimgano-infer --train-dir DIR --save-run RUN_DIR"
+        "write one with pyimgano-train --config CFG --export-infer-config "
+        "(or pyimgano-infer --train-dir DIR --save-run RUN_DIR)"
     )
 
 
@@ -306,6 +318,35 @@ def infer_config_payload(
     if category is not None:
         payload["category"] = category
     return payload
+
+
+#: Keys a multi-category infer-config keeps at the top; the rest go into each category's block.
+HEADER_KEYS = ("schema_version", "pyimgano_version", "timestamp_utc", "input_format")
+
+
+def multi_category_payload(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One infer-config for several categories: ``{cat: infer_config_payload(...)}`` ->
+    the header keys (:data:`HEADER_KEYS`, from the first payload) and a ``categories`` block.
+    A single category gives its own payload unchanged.
+
+    Raises:
+      ValueError: no payloads, or payloads whose header keys (other than the time) differ.
+    """
+    if not payloads:
+        raise ValueError("multi_category_payload needs at least one category")
+    items = list(payloads.items())
+    if len(items) == 1:
+        return dict(items[0][1])
+    first = items[0][1]
+    header = {k: first.get(k) for k in HEADER_KEYS}
+    for name, payload in items[1:]:
+        differ = [k for k in ("schema_version", "input_format") if payload.get(k) != header[k]]
+        if differ:
+            raise ValueError(f"category {name!r} differs from {items[0][0]!r} in {differ}; one infer-config cannot hold both")
+    blocks = {name: {k: v for k, v in payload.items() if k not in HEADER_KEYS} for name, payload in items}
+    for name, block in blocks.items():
+        block["category"] = name
+    return {**header, "categories": blocks}
 
 
 def save_run(
