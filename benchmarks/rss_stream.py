@@ -9,7 +9,7 @@ at a time. The generator samples the process's resident set size (``VmRSS``) eve
 only an ``f32[N]`` of scores).
 
 Prints a markdown table (RSS and throughput per window after the warm-up, the RSS slope)
-and, with ``--plot PNG``, draws the curve (needs matplotlib: ``pip install 'pyimgano[plot]'``).
+and, with ``--plot PNG``, draws the curve (needs matplotlib: ``pip install 'pyimgano[plots]'``).
 
 Usage (repo root, project venv)::
 
@@ -106,7 +106,7 @@ def plot(runs: list[tuple[dict, dict]], warmup: int, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print(f"(no plot: matplotlib is not installed; pip install 'pyimgano[plot]' to draw {path})")
+        print(f"(no plot: matplotlib is not installed; pip install 'pyimgano[plots]' to draw {path})")
         return
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True, dpi=80)
     peak_rss = peak_rate = 0.0

@@ -223,6 +223,8 @@ FUZZ_BUDGET = {
     "load_image (corpus)": 31,  # every file of nasty_corpus
     "extract_defects": 200,
     "load_infer_config": 300,
+    "workbench read_config_file + build_config (JSON)": 300,
+    "workbench read_config_file (YAML attacks)": 7,
     "resolve_options (infer-config + flags)": 150,
     "load_state (damaged bytes)": 150,
     "load_state (re-hashed header edits)": 100,
