@@ -14,6 +14,7 @@ import attrs
 from pyimgano.cli._infer_parser import DEFAULT_BATCH_SIZE, defect_dest, defect_fields
 from pyimgano.cli.common import UsageError
 from pyimgano.defects import DefectsConfig, config_from_infer_config, get_defects_preset
+from pyimgano.inputs import resolve_max_pixels
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.presets import preset_overrides
 from pyimgano.tiling import TileConfig
@@ -28,6 +29,7 @@ class InferOptions:
 
     inputs: tuple[str, ...]
     input_format: str | None
+    resize: tuple[int, int] | None
     plugins: tuple[str, ...]
     model: str | None
     model_kwargs: dict
@@ -150,6 +152,21 @@ def _contamination(model_kwargs: dict, c: InferConfig) -> float | None:
     return float(value)
 
 
+def _check_resize_limit(resize, max_image_pixels) -> None:
+    """A resize target is decoded pixels too: it may not exceed the decode limit."""
+    if resize is None:
+        return
+    try:
+        limit = resolve_max_pixels(max_image_pixels)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if resize[0] * resize[1] > limit:
+        raise UsageError(
+            f"resize {list(resize)} is {resize[0] * resize[1]:,} pixels, above the decode limit of {limit:,} "
+            "(--max-image-pixels / PYIMGANO_MAX_IMAGE_PIXELS)"
+        )
+
+
 def resolve_options(args) -> InferOptions:
     """Layer explicit flags over the infer-config (if any) into :class:`InferOptions`.
 
@@ -188,9 +205,12 @@ def resolve_options(args) -> InferOptions:
     if args.holdout_fraction is not None and not 0.0 < args.holdout_fraction < 1.0:
         raise UsageError(f"invalid --holdout-fraction {args.holdout_fraction!r}; accepted: a number in (0, 1)")
     postprocess, postprocess_given = _postprocess(args, c)
+    resize = tuple(args.resize) if args.resize is not None else c.resize
+    _check_resize_limit(resize, args.max_image_pixels)
     return InferOptions(
         inputs=tuple(args.input),
         input_format=_pick(args.input_format, c.input_format),
+        resize=resize,
         plugins=tuple(args.plugin or ()),
         model=model,
         model_kwargs=model_kwargs,

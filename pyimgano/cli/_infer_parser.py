@@ -131,6 +131,9 @@ def build_parser() -> CliParser:
                    help="image file, folder (recursive, sorted) or glob; repeatable")
     g.add_argument("--input-format", default=None, metavar="FORMAT",
                    help="layout of .npy frame inputs, e.g. bgr_u8_hwc (required for .npy; never guessed)")
+    g.add_argument("--resize", type=int_type(1), nargs=2, default=None, metavar=("H", "W"),
+                   help="resize every decoded frame to H x W before scoring, as the workbench's dataset.resize "
+                   "(default: the frame's own size, or the infer-config's resize)")
     g.add_argument("--batch-size", type=int_type(1), default=None,
                    help=f"images per inference step (default: {DEFAULT_BATCH_SIZE})")
     g.add_argument("--max-image-pixels", type=int_type(1), default=None, metavar="N",

@@ -53,6 +53,7 @@ from pyimgano.cli._resume import (
     write_run_record,
 )
 from pyimgano.cli.common import UsageError, run_command
+from pyimgano.datasets import resize_to
 from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask, save_overlay
 from pyimgano.fileio import atomic_write_json, atomic_write_npy, json_plain
 from pyimgano.inference import NonFiniteScoreError, infer_frames, result_to_jsonable
@@ -108,11 +109,16 @@ class _Run:
         except (InputError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
+    def _load(self, item: InputItem):
+        """One input as a canonical frame, resized when ``--resize`` / the infer-config asks."""
+        frame = load_item(item, input_format=self.opts.input_format)
+        return frame if self.opts.resize is None else resize_to(frame, self.opts.resize)
+
     def _frames(self, items: Sequence[InputItem]):
-        """Paths when every item is an image file (decoded by the library), else canonical frames."""
-        if not any(item.is_npy for item in items):
+        """Paths when every item is an image file to use as it is (decoded by the library), else frames."""
+        if self.opts.resize is None and not any(item.is_npy for item in items):
             return [item.path for item in items], None
-        return [load_item(item, input_format=self.opts.input_format) for item in items], "rgb_u8_hwc"
+        return [self._load(item) for item in items], "rgb_u8_hwc"
 
     def _pixel_decision(self, state, can_calibrate: bool):
         if not self.opts.defects:
@@ -247,7 +253,7 @@ class _Run:
         failures: dict[int, tuple[BaseException, str]] = {}
         for index, item in batch:
             try:
-                frames[index] = load_item(item, input_format=self.opts.input_format)
+                frames[index] = self._load(item)
             except Exception as exc:  # noqa: BLE001 - any decoding failure becomes that input's error
                 failures[index] = (exc, "load")
         ok = [index for index, _ in batch if index in frames]
@@ -312,7 +318,8 @@ class _Run:
         """What shapes the records, for ``--resume`` (JSON types, so a reloaded copy compares equal)."""
         opts = self.opts
         settings = {
-            "input_format": opts.input_format, "include_maps": opts.include_maps, "save_maps": opts.save_maps,
+            "input_format": opts.input_format, "resize": opts.resize, "include_maps": opts.include_maps,
+            "save_maps": opts.save_maps,
             "save_masks": opts.save_masks, "save_overlays": opts.save_overlays,
             "defects": opts.defects_config.to_mapping() if opts.defects else None,
             "defects_image_space": opts.defects_image_space, "batch_size": opts.batch_size,

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import attrs
 
 from pyimgano._version import __version__
+from pyimgano.datasets import check_resize
 from pyimgano.fileio import atomic_write_json
 from pyimgano.state import DetectorState, save_state
 
@@ -68,6 +69,7 @@ _TOP_KEYS = frozenset(
         "defects",
         "include_maps",
         "input_format",
+        "resize",
     }
 )
 _MODEL_KEYS = frozenset(
@@ -101,6 +103,7 @@ class InferConfig:
     defects: dict | None = None
     include_maps: bool | None = None
     input_format: str | None = None
+    resize: tuple[int, int] | None = None
 
 
 def _check_keys(block: Any, accepted: frozenset, where: str) -> Mapping:
@@ -178,6 +181,13 @@ def _select_category(data: Mapping, category: str | None, path: Path) -> Mapping
     return merged
 
 
+def _resize_or_none(value, path) -> tuple[int, int] | None:
+    try:
+        return check_resize(value)
+    except ValueError as exc:
+        raise InferConfigError(f"infer-config {path} 'resize': {exc}") from None
+
+
 def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -> InferConfig:
     """Parse an ``infer_config.json`` file.
 
@@ -245,6 +255,7 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
         defects=dict(defects) if defects is not None else None,
         include_maps=include_maps,
         input_format=_text_or_none(data.get("input_format"), "infer-config 'input_format'"),
+        resize=_resize_or_none(data.get("resize"), path),
     )
 
 
@@ -287,6 +298,7 @@ def infer_config_payload(
     defects: Mapping[str, Any] | None = None,
     include_maps: bool | None = None,
     input_format: str | None = None,
+    resize=None,
     category: str | None = None,
 ) -> dict[str, Any]:
     """The ``infer_config.json`` dict for a saved state.
@@ -314,6 +326,7 @@ def infer_config_payload(
         "defects": block,
         "include_maps": include_maps,
         "input_format": input_format,
+        "resize": None if resize is None else [int(v) for v in resize],
     }
     if category is not None:
         payload["category"] = category
@@ -321,7 +334,7 @@ def infer_config_payload(
 
 
 #: Keys a multi-category infer-config keeps at the top; the rest go into each category's block.
-HEADER_KEYS = ("schema_version", "pyimgano_version", "timestamp_utc", "input_format")
+HEADER_KEYS = ("schema_version", "pyimgano_version", "timestamp_utc", "input_format", "resize")
 
 
 def multi_category_payload(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -340,7 +353,7 @@ def multi_category_payload(payloads: Mapping[str, Mapping[str, Any]]) -> dict[st
     first = items[0][1]
     header = {k: first.get(k) for k in HEADER_KEYS}
     for name, payload in items[1:]:
-        differ = [k for k in ("schema_version", "input_format") if payload.get(k) != header[k]]
+        differ = [k for k in ("schema_version", "input_format", "resize") if payload.get(k) != header[k]]
         if differ:
             raise ValueError(f"category {name!r} differs from {items[0][0]!r} in {differ}; one infer-config cannot hold both")
     blocks = {name: {k: v for k, v in payload.items() if k not in HEADER_KEYS} for name, payload in items}

@@ -80,6 +80,7 @@ def _infer_block(config: WorkbenchConfig, result: CategoryResult, run: RunDir) -
         checkpoint_path=Path(checkpoint).as_posix(),
         defects=config.defects.config.to_mapping() if config.defects.enabled else None,
         include_maps=True if (config.adaptation.save_maps or config.defects.enabled) else None,
+        resize=config.dataset.resize,
         category=display_name(result.category),
     )
 
@@ -156,9 +157,6 @@ def run_workbench(
             if export_infer_config:
                 atomic_write_json(run.infer_config_path, multi_category_payload(payloads))
                 body["infer_config"] = run.relative(run.infer_config_path)
-                if config.dataset.resize is not None:
-                    log.warning("dataset.resize is not part of infer_config.json: pyimgano-infer scores images at "
-                                "their own size, so its scores can differ from per_image.jsonl")
             body["plots"] = {"available": PLOTS_UNAVAILABLE is None, "note": PLOTS_UNAVAILABLE}
             body["report_html"] = run.write_html(render_html({**body, "timestamp_utc": utc_timestamp()}, sections,
                                                              plots_note=PLOTS_UNAVAILABLE))

@@ -222,3 +222,9 @@ def test_decoder_noise_stays_off_stderr(run_cli, checkpoint, inputs_with, tmp_pa
     assert run.code == 1
     assert "libpng" not in capfd.readouterr().err
     assert json.loads(run.out.splitlines()[1])["error"]["stage"] == "load"
+
+
+def test_a_resize_beyond_the_decode_limit_is_refused_before_any_work(run_cli, checkpoint, image_dirs):
+    run = run_cli("--checkpoint-path", checkpoint, "--input", image_dirs["test"], "--resize", "100000", "100000")
+    assert run.code == 2 and "10,000,000,000 pixels" in run.err and "67,108,864" in run.err
+    assert run.out == ""

@@ -210,3 +210,17 @@ def test_a_bad_dataset_folder_exits_2_listing_every_problem(tmp_path):
                          "--model", "vision_padim")
     assert code == 2 and "missing training folder" in err and "unexpected folder(s) ['stuff']" in err
     assert not (tmp_path / "run").exists()  # nothing is written before the data is known to be usable
+
+
+def test_a_resized_run_is_reproduced_by_pyimgano_infer(tmp_path, make_frame_fn, write_png_fn, run_cli):
+    data = _write_category(tmp_path / "parts", make_frame_fn, write_png_fn, seed=7)
+    cfg = _config(tmp_path / "cfg.json", dataset={"name": "custom", "root": str(data), "resize": [24, 40]},
+                  model={"name": "vision_patchcore", "model_kwargs": TINY}, output={"output_dir": str(tmp_path / "run")})
+    code, _, err = train("--config", cfg, "--export-infer-config")
+    assert code == 0, err
+    payload = json.loads((tmp_path / "run" / "artifacts" / "infer_config.json").read_text())
+    assert payload["resize"] == [24, 40]
+    again = run_cli("--from-run", tmp_path / "run", "--input", data / "test", "--include-maps")
+    assert again.code == 0, again.err
+    assert _by_name(again.records()) == _by_name(_per_image(tmp_path / "run"))
+    assert {tuple(r["anomaly_map"]["shape"]) for r in again.records()} == {(24, 40)}

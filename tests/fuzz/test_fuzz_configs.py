@@ -21,7 +21,7 @@ JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4)
                     max_leaves=12)
 KEYS = {
     None: ["schema_version", "pyimgano_version", "timestamp_utc", "category", "categories", "model", "threshold",
-           "threshold_provenance", "tiling", "postprocess", "defects", "include_maps", "input_format"],
+           "threshold_provenance", "tiling", "postprocess", "defects", "include_maps", "input_format", "resize"],
     "model": ["name", "model_kwargs", "backbone", "preset", "checkpoint_path", "contamination", "pretrained", "device"],
     "tiling": ["tile_size", "stride", "score_reduce", "score_topk", "map_reduce"],
     "postprocess": ["normalize", "percentile_range", "gaussian_sigma", "morph_open_ksize", "morph_close_ksize"],
@@ -86,7 +86,8 @@ def test_flags_over_a_random_infer_config_resolve_or_raise_usage_error(tmp_path,
     @given(doc=configs(), flags=st.lists(st.sampled_from([
         ["--defects"], ["--defects", "--pixel-threshold", "0.5"], ["--tile-size", "8"], ["--tile-stride", "4"],
         ["--postprocess", "none"], ["--model", "vision_padim"], ["--include-maps"], ["--resume"],
-        ["--save-jsonl", "r.jsonl"], ["--continue-on-error"], ["--max-errors", "2"]]), max_size=3))
+        ["--save-jsonl", "r.jsonl"], ["--continue-on-error"], ["--max-errors", "2"], ["--resize", "100000", "100000"],
+        ["--max-image-pixels", "64"]]), max_size=3))
     def check(doc, flags):
         path.write_text(json.dumps(doc), encoding="utf-8")
         argv = ["--infer-config", str(path), "--input", "x.png", *[a for f in flags for a in f]]
