@@ -27,6 +27,15 @@ Loading checks the state before returning it, so a bad state is one clear
 schemas 1 and 2 have none and load with a logged warning), finite thresholds,
 finite numeric arrays, the arrays' shapes and dtypes against the detector's config
 (its ``state_shapes`` hook) and a ``jax.eval_shape`` trace of its ``predict``.
+
+How a model becomes tensors and a JSON config is per detector
+(:class:`StateCodec`): by default every non-config field of the model state is an
+array or a nested mapping of arrays, saved under its field name, and the config is
+``attrs.asdict`` (lists read back as tuples). A detector whose state holds other
+states (the score ensemble) registers ``encode_state`` / ``decode_state`` hooks,
+which receive the codec to encode and decode their members recursively. The
+file layout is the same either way, so files written before the hooks existed
+load unchanged.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ import jax
 import numpy as np
 
 from pyimgano._version import __version__
-from pyimgano.fileio import atomic_write_bytes, flatten_tree, unflatten_tree
+from pyimgano.fileio import atomic_write_bytes, flatten_tree, json_plain, unflatten_tree
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.registry import get_detector
 from pyimgano.state_integrity import HASH_FIELD, check_model_arrays, check_model_traces, content_sha256
@@ -60,6 +69,8 @@ __all__ = [
     "state_sha256",
     "STATE_FORMAT",
     "STATE_SCHEMA_VERSION",
+    "StateCodec",
+    "STATE_CODEC",
 ]
 
 STATE_FORMAT = "pyimgano-detector-state"
@@ -251,8 +262,92 @@ def _config_from_json(config_cls, data: Mapping) -> Any:
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ValueError(f"state file config has unknown fields {unknown} for {config_cls.__name__}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    kwargs = {k: _tuples(v) if isinstance(v, list) else v for k, v in data.items()}
     return config_cls(**kwargs)
+
+
+def _tuples(value):
+    """JSON lists -> tuples, recursively (configs are hashable)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+class StateCodec:
+    """Turns a detector's model state into ``(tensors, config_json)`` and back.
+
+    ``tensors`` is a flat ``{"path/of/leaf": array}`` dict (safetensors names),
+    ``config_json`` a JSON-serialisable dict. A detector spec may register hooks
+    that replace the default for its own states:
+
+    - ``encode_state(model, codec) -> (tensors, config_json)``
+    - ``decode_state(config_json, tensors, codec) -> model``
+
+    where ``codec`` is this object, so a hook can encode nested member states with
+    :meth:`encode`, decode them with :meth:`decode` and look up their specs with
+    :meth:`spec` (e.g. to find a member's ``predict``).
+    """
+
+    def spec(self, detector: str):
+        """The registered :class:`~pyimgano.registry.DetectorSpec` of ``detector``."""
+        return get_detector(detector)
+
+    def encode(self, detector: str, model) -> tuple[dict[str, np.ndarray], dict]:
+        """``(tensors, config_json)`` of ``model``, a state of detector ``detector``.
+
+        Raises:
+          ValueError: a field is neither an array nor a mapping of arrays (register
+            ``encode_state`` for such states), or an unknown detector.
+        """
+        spec = self.spec(detector)
+        if spec.encode_state is not None:
+            tensors, config = spec.encode_state(model, self)
+        else:
+            tensors, config = self._encode_fields(spec, model), attrs.asdict(model.config, recurse=True)
+        # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
+        return {name: np.array(value, order="C") for name, value in tensors.items()}, json_plain(config)
+
+    def decode(self, detector: str, config_json: Mapping, tensors: Mapping[str, np.ndarray]):
+        """The model state of detector ``detector`` from :meth:`encode`'s output.
+
+        Raises:
+          ValueError: unknown detector or config fields, a detector registered without
+            ``state_cls`` (and no ``decode_state``), or tensors that do not fit the state.
+        """
+        spec = self.spec(detector)
+        if spec.decode_state is not None:
+            return spec.decode_state(dict(config_json), dict(tensors), self)
+        if spec.state_cls is None:
+            raise ValueError(
+                f"detector {spec.name!r} was registered without state_cls, so its states cannot be loaded; "
+                "register it with state_cls= (or decode_state=)"
+            )
+        config = _config_from_json(spec.config_cls, config_json)
+        fields = jax.tree_util.tree_map(jax.numpy.asarray, unflatten_tree(tensors))
+        try:
+            return spec.state_cls(config=config, **fields)
+        except TypeError as exc:
+            raise ValueError(f"the saved tensors do not fit {spec.state_cls.__name__}: {exc}") from None
+
+    @staticmethod
+    def _encode_fields(spec, model) -> dict[str, Any]:
+        tensors: dict[str, Any] = {}
+        for field in attrs.fields(type(model)):
+            if field.name == "config":
+                continue
+            value = getattr(model, field.name)
+            if isinstance(value, Mapping):
+                tensors.update(flatten_tree(value, field.name))
+            elif hasattr(value, "shape") and hasattr(value, "dtype"):
+                tensors[field.name] = value
+            else:
+                raise ValueError(
+                    f"{spec.name} state field {field.name!r} is a {type(value).__name__}, not an array or a "
+                    "mapping of arrays; register the detector with encode_state/decode_state to save it"
+                )
+        return tensors
+
+
+#: The codec :func:`save_state` and :func:`load_state` use.
+STATE_CODEC = StateCodec()
 
 
 def state_file_content(state: DetectorState) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -264,25 +359,14 @@ def state_file_content(state: DetectorState) -> tuple[dict[str, np.ndarray], dic
     """
     _check_state(state)
     spec = get_detector(state.detector)
-    model = state.model
-    check_model_arrays(spec, model, f"refusing to save the {state.detector} state")
-    tensors: dict[str, np.ndarray] = {}
-    for field in attrs.fields(type(model)):
-        if field.name == "config":
-            continue
-        value = getattr(model, field.name)
-        if isinstance(value, Mapping):
-            tensors.update(flatten_tree(value, field.name))
-        else:
-            tensors[field.name] = value
-    # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
-    tensors = {name: np.array(value, order="C") for name, value in tensors.items()}
+    check_model_arrays(spec, state.model, f"refusing to save the {state.detector} state")
+    tensors, config = STATE_CODEC.encode(spec.name, state.model)
     metadata = {
         "format": STATE_FORMAT,
         "schema_version": str(STATE_SCHEMA_VERSION),
         "pyimgano_version": __version__,
         "detector": spec.name,
-        "config": json.dumps(attrs.asdict(model.config), sort_keys=True),
+        "config": json.dumps(config, sort_keys=True),
         "threshold": json.dumps(state.threshold),
         "threshold_provenance": json.dumps(state.provenance, sort_keys=True),
         "pixel_threshold": json.dumps(state.pixel_threshold),
@@ -385,11 +469,10 @@ def load_state(path: str | os.PathLike) -> DetectorState:
     _check_hash(metadata, tensors, version, path)
     try:
         spec = get_detector(metadata.get("detector"))
-        config = _config_from_json(spec.config_cls, _json_field(metadata, "config", path))
-        fields = unflatten_tree(tensors)
-        model = spec.state_cls(config=config, **jax.tree_util.tree_map(jax.numpy.asarray, fields))
+        model = STATE_CODEC.decode(spec.name, _json_field(metadata, "config", path), tensors)
     except (TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{path}: the state's detector, config or arrays are not valid: {exc}") from None
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        raise ValueError(message) from None
     check_model_arrays(spec, model, str(path))
     check_model_traces(spec, model, str(path))
     try:

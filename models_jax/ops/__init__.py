@@ -5,6 +5,7 @@
 - :mod:`~models_jax.ops.gaussian` -- Gaussian blur with scipy's ``reflect`` boundary.
 - :mod:`~models_jax.ops.pooling` -- ``adaptive_avg_pool1d`` over the channel axis.
 - :mod:`~models_jax.ops.gaussian_stats` -- streamed per-position Gaussians and Mahalanobis distances.
+- :mod:`~models_jax.ops.outliers` -- local outlier factor and nearest-other distance within a set.
 """
 
 from models_jax.ops.coreset import coreset_coverage, greedy_coreset, random_projection
@@ -18,6 +19,7 @@ from models_jax.ops.gaussian_stats import (
     mahalanobis,
 )
 from models_jax.ops.knn import nearest_neighbors, nearest_neighbors_sharded, pairwise_sq_distances
+from models_jax.ops.outliers import local_outlier_factor, nearest_other_distance
 from models_jax.ops.pooling import adaptive_avg_pool_last, adaptive_avg_pool_matrix
 
 __all__ = [
@@ -38,4 +40,6 @@ __all__ = [
     "finalize_gaussian",
     "inverse_cholesky_factor",
     "mahalanobis",
+    "local_outlier_factor",
+    "nearest_other_distance",
 ]
