@@ -112,6 +112,12 @@ class DetectorSpec:
       aliases: further names resolving to this spec.
       encode_state: optional ``(model, codec) -> (tensors, config_json)`` for state files.
       decode_state: optional ``(config_json, tensors, codec) -> model``, its inverse.
+      state_shapes: optional ``config -> {array path: (shape, dtype name)}`` of a fitted
+        state's arrays, paths as in the state file (``memory_bank``,
+        ``backbone_variables/params/...``), a dimension given as a string being free but
+        equal wherever the same string appears. :func:`pyimgano.load_state` checks a
+        loaded state against it (:mod:`pyimgano.state_integrity`); without it, loading
+        checks finiteness and a ``jax.eval_shape`` trace of ``predict``.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -125,6 +131,7 @@ class DetectorSpec:
     aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_check_aliases)
     encode_state: Callable[..., Any] | None = attrs.field(default=None, validator=_check_optional_callable)
     decode_state: Callable[..., Any] | None = attrs.field(default=None, validator=_check_optional_callable)
+    state_shapes: Callable[[Any], Any] | None = attrs.field(default=None, validator=_check_optional_callable)
 
 
 _TABLE: dict[str, DetectorSpec] = {}
@@ -146,6 +153,7 @@ def register_detector(
     aliases: Sequence[str] = (),
     encode_state: Callable[..., Any] | None = None,
     decode_state: Callable[..., Any] | None = None,
+    state_shapes: Callable[[Any], Any] | None = None,
 ) -> DetectorSpec:
     """Add a detector to the table and return its :class:`DetectorSpec`.
 
@@ -171,6 +179,7 @@ def register_detector(
         aliases=aliases,
         encode_state=encode_state,
         decode_state=decode_state,
+        state_shapes=state_shapes,
     )
     names = (spec.name, *spec.aliases)
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -251,6 +260,7 @@ register_detector(
     patchcore.fit,
     patchcore.predict,
     state_cls=patchcore.PatchCoreState,
+    state_shapes=patchcore.state_shapes,
     tags={"numpy", "pixel_map", "pretrained_backbone"},
     description="PatchCore: coreset memory bank of locally aware patch features, nearest-neighbour scores",
     paper="Roth et al., Towards Total Recall in Industrial Anomaly Detection, CVPR 2022",
@@ -261,6 +271,7 @@ register_detector(
     padim.fit,
     padim.predict,
     state_cls=padim.PaDiMState,
+    state_shapes=padim.state_shapes,
     tags={"numpy", "pixel_map", "pretrained_backbone"},
     description="PaDiM: per-position Gaussian of backbone features, Mahalanobis distance",
     paper="Defard et al., PaDiM: a Patch Distribution Modeling Framework, ICPR 2021",

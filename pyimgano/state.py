@@ -18,8 +18,15 @@ thresholds; new map post-processing changes the maps but not the scores, so
 The file is a safetensors archive (no pickle): every array leaf of the model
 under a ``/``-joined path, plus a JSON metadata header (``format``,
 ``schema_version``, detector, config, thresholds with provenance, tiling,
-postprocess). Loading reads schema 1 (image threshold only) and 2, and refuses
-newer schemas.
+postprocess). Schema 3 adds ``content_sha256``, a hash of the tensors and every
+other header field (:mod:`pyimgano.state_integrity`). Loading reads schemas 1
+(image threshold only), 2 and 3, and refuses newer ones.
+
+Loading checks the state before returning it, so a bad state is one clear
+``ValueError`` at load time: the content hash (required from schema 3; files of
+schemas 1 and 2 have none and load with a logged warning), finite thresholds,
+finite numeric arrays, the arrays' shapes and dtypes against the detector's config
+(its ``state_shapes`` hook) and a ``jax.eval_shape`` trace of its ``predict``.
 
 How a model becomes tensors and a JSON config is per detector
 (:class:`StateCodec`): by default every non-config field of the model state is an
@@ -34,6 +41,7 @@ load unchanged.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -46,6 +54,7 @@ from pyimgano._version import __version__
 from pyimgano.fileio import atomic_write_bytes, flatten_tree, json_plain, unflatten_tree
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.registry import get_detector
+from pyimgano.state_integrity import HASH_FIELD, check_model_arrays, check_model_traces, content_sha256
 from pyimgano.tiling import TileConfig
 
 __all__ = [
@@ -56,6 +65,8 @@ __all__ = [
     "with_pixel_threshold",
     "with_tiling",
     "with_postprocess",
+    "state_file_content",
+    "state_sha256",
     "STATE_FORMAT",
     "STATE_SCHEMA_VERSION",
     "StateCodec",
@@ -63,7 +74,10 @@ __all__ = [
 ]
 
 STATE_FORMAT = "pyimgano-detector-state"
-STATE_SCHEMA_VERSION = 2
+STATE_SCHEMA_VERSION = 3
+_FIRST_HASHED_SCHEMA = 3
+
+log = logging.getLogger("pyimgano.state")
 
 
 def _freeze_value(value, where: str):
@@ -336,17 +350,16 @@ class StateCodec:
 STATE_CODEC = StateCodec()
 
 
-def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
-    """Write ``state`` to one file atomically (temp file + rename); returns the path.
+def state_file_content(state: DetectorState) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``(tensors, header)`` of the file :func:`save_state` writes, hash included.
 
     Raises:
       TypeError: not a :class:`DetectorState`.
-      ValueError: the model cannot be encoded (see :meth:`StateCodec.encode`).
+      ValueError: the model's arrays are non-finite or do not fit its config.
     """
-    from safetensors.numpy import save
-
     _check_state(state)
     spec = get_detector(state.detector)
+    check_model_arrays(spec, state.model, f"refusing to save the {state.detector} state")
     tensors, config = STATE_CODEC.encode(spec.name, state.model)
     metadata = {
         "format": STATE_FORMAT,
@@ -361,9 +374,32 @@ def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
         "tiling": json.dumps(None if state.tiling is None else state.tiling.to_dict(), sort_keys=True),
         "postprocess": json.dumps(None if state.postprocess is None else state.postprocess.to_dict(), sort_keys=True),
     }
+    metadata[HASH_FIELD] = content_sha256(tensors, metadata)
+    return tensors, metadata
+
+
+def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
+    """Write ``state`` to one file atomically (temp file + rename); returns the path.
+
+    The header carries a content hash (schema 3) that :func:`load_state` checks.
+
+    Raises:
+      TypeError: not a :class:`DetectorState`.
+      ValueError: the model holds non-finite values or arrays that do not fit its
+        config (such a state is refused rather than saved).
+    """
+    from safetensors.numpy import save
+
+    tensors, metadata = state_file_content(state)
     path = Path(path)
     atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
+
+
+def state_sha256(state: DetectorState) -> str:
+    """The content hash :func:`save_state` would write for ``state`` (a fingerprint of the
+    model, thresholds, tiling and post-processing, independent of where it is stored)."""
+    return state_file_content(state)[1][HASH_FIELD]
 
 
 def _json_field(metadata: Mapping[str, str], key: str, path: Path):
@@ -373,13 +409,40 @@ def _json_field(metadata: Mapping[str, str], key: str, path: Path):
         raise ValueError(f"{path}: state header field {key!r} is not valid JSON ({exc.msg})") from None
 
 
+def _check_hash(metadata: Mapping[str, str], tensors: Mapping[str, np.ndarray], version: int, path: Path) -> None:
+    recorded = metadata.get(HASH_FIELD)
+    if recorded is None:
+        if version >= _FIRST_HASHED_SCHEMA:
+            raise ValueError(f"{path}: state schema {version} requires a {HASH_FIELD} header field, and it is missing")
+        log.warning("%s: state schema %d has no content hash, so damage to it cannot be detected; "
+                    "load it and save it again (pyimgano.save_state) to add one", path, version)
+        return
+    actual = content_sha256(tensors, metadata)
+    if actual != recorded:
+        raise ValueError(
+            f"{path}: content hash mismatch (header {str(recorded)[:16]}..., content {actual[:16]}...): the file "
+            "was damaged or changed after it was written; restore it from a good copy"
+        )
+
+
+def _finite_or_none(value, what: str, path: Path) -> float | None:
+    if value is None:
+        return None
+    try:
+        return _finite_threshold(value, what)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def load_state(path: str | os.PathLike) -> DetectorState:
-    """Read a state written by :func:`save_state`.
+    """Read a state written by :func:`save_state`, and check it (module docstring).
 
     Raises:
       FileNotFoundError: the path does not exist.
-      ValueError: not a pyimgano state file, a newer schema, or a config / threshold /
-        tiling / post-processing block this version rejects.
+      ValueError: not a pyimgano state file, a newer schema, a content hash that does
+        not match, a non-finite threshold, non-finite or mis-shaped arrays, arrays that
+        do not fit the detector's config, or a config / tiling / post-processing block
+        this version rejects. The message names the file and every problem.
     """
     from safetensors import safe_open
 
@@ -394,26 +457,37 @@ def load_state(path: str | os.PathLike) -> DetectorState:
         raise ValueError(f"{path} is not a readable pyimgano detector state file: {exc}") from exc
     if metadata.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not a pyimgano detector state file (format={metadata.get('format')!r})")
-    version = int(metadata.get("schema_version", "0"))
+    try:
+        version = int(metadata.get("schema_version", "0"))
+    except ValueError:
+        raise ValueError(f"{path}: schema_version {metadata.get('schema_version')!r} is not an integer") from None
     if version > STATE_SCHEMA_VERSION:
         raise ValueError(
             f"{path} was written with state schema {version}, newer than this pyimgano "
             f"({__version__}) supports ({STATE_SCHEMA_VERSION}); upgrade pyimgano to load it"
         )
-    spec = get_detector(metadata["detector"])
+    _check_hash(metadata, tensors, version, path)
     try:
+        spec = get_detector(metadata.get("detector"))
         model = STATE_CODEC.decode(spec.name, _json_field(metadata, "config", path), tensors)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    tiling = _json_field(metadata, "tiling", path)
-    postprocess = _json_field(metadata, "postprocess", path)
-    return DetectorState(
-        detector=spec.name,
-        model=model,
-        threshold=_json_field(metadata, "threshold", path),
-        threshold_provenance=_json_field(metadata, "threshold_provenance", path),
-        pixel_threshold=_json_field(metadata, "pixel_threshold", path),
-        pixel_threshold_provenance=_json_field(metadata, "pixel_threshold_provenance", path),
-        tiling=None if tiling is None else TileConfig.from_dict(tiling),
-        postprocess=None if postprocess is None else AnomalyMapPostprocess.from_dict(postprocess),
-    )
+    except (TypeError, ValueError, AttributeError) as exc:
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        raise ValueError(message) from None
+    check_model_arrays(spec, model, str(path))
+    check_model_traces(spec, model, str(path))
+    try:
+        tiling = _json_field(metadata, "tiling", path)
+        postprocess = _json_field(metadata, "postprocess", path)
+        return DetectorState(
+            detector=spec.name,
+            model=model,
+            threshold=_finite_or_none(_json_field(metadata, "threshold", path), "threshold", path),
+            threshold_provenance=_json_field(metadata, "threshold_provenance", path),
+            pixel_threshold=_finite_or_none(_json_field(metadata, "pixel_threshold", path), "pixel_threshold", path),
+            pixel_threshold_provenance=_json_field(metadata, "pixel_threshold_provenance", path),
+            tiling=None if tiling is None else TileConfig.from_dict(tiling),
+            postprocess=None if postprocess is None else AnomalyMapPostprocess.from_dict(postprocess),
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        raise ValueError(message) from None

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.backbones import BackboneSpec, get_backbone_spec
+from models_jax.backbones import BackboneSpec, backbone_variable_shapes, get_backbone_spec
 from models_jax.ops import gaussian_blur
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "tuple_or_none",
     "as_image_size",
     "BackboneFeatureConfig",
+    "backbone_variable_specs",
     "layers_for",
 ]
 
@@ -163,3 +164,9 @@ class BackboneFeatureConfig:
     weights_path: str | None = None
     image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
     interpolation: str = "bilinear"
+
+
+def backbone_variable_specs(backbone: str, prefix: str = "backbone_variables") -> dict[str, tuple[tuple, str]]:
+    """``{"<prefix>/params/...": (shape, "float32")}`` of every variable of ``backbone``
+    (for a detector's ``state_shapes``; computed with ``jax.eval_shape``, no weights made)."""
+    return {f"{prefix}/{path}": (shape, "float32") for path, shape in backbone_variable_shapes(backbone).items()}

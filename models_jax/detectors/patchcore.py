@@ -56,7 +56,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.detectors.common import BackboneFeatureConfig, Prediction, positive, shape_anomaly_maps
+from models_jax.detectors.common import (
+    BackboneFeatureConfig,
+    Prediction,
+    backbone_variable_specs,
+    positive,
+    shape_anomaly_maps,
+)
 from models_jax.detectors.memory_bank import (
     collect_embeddings,
     coreset_memory_bank,
@@ -66,7 +72,8 @@ from models_jax.detectors.memory_bank import (
 )
 from models_jax.detectors.patch_embedding import locally_aware_patches, patch_projection_kernel, tap_features
 
-__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches", "patch_projection_kernel"]
+__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches", "patch_projection_kernel",
+           "state_shapes"]
 
 
 def _ratio(_inst, attribute, value) -> None:
@@ -112,6 +119,13 @@ class PatchCoreState:
 jax.tree_util.register_dataclass(
     PatchCoreState, data_fields=["backbone_variables", "memory_bank"], meta_fields=["config"]
 )
+
+
+def state_shapes(config: PatchCoreConfig) -> dict[str, tuple[tuple, str]]:
+    """``{array path: (shape, dtype)}`` of a fitted state of ``config``; ``"M"`` (the bank size) is free."""
+    shapes = backbone_variable_specs(config.backbone)
+    shapes["memory_bank"] = (("M", config.target_embed_dim), "float32")
+    return shapes
 
 
 def embed_patches(config: PatchCoreConfig, backbone_variables, images: jax.Array) -> jax.Array:

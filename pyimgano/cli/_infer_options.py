@@ -14,6 +14,7 @@ import attrs
 from pyimgano.cli._infer_parser import DEFAULT_BATCH_SIZE, defect_dest, defect_fields
 from pyimgano.cli.common import UsageError
 from pyimgano.defects import DefectsConfig, config_from_infer_config, get_defects_preset
+from pyimgano.inputs import resolve_max_pixels
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.presets import preset_overrides
 from pyimgano.tiling import TileConfig
@@ -56,6 +57,8 @@ class InferOptions:
     save_run: str | None
     save_jsonl: str | None
     batch_size: int
+    max_image_pixels: int | None
+    resume: bool
     continue_on_error: bool
     max_errors: int | None
     profile_json: str | None
@@ -149,6 +152,21 @@ def _contamination(model_kwargs: dict, c: InferConfig) -> float | None:
     return float(value)
 
 
+def _check_resize_limit(resize, max_image_pixels) -> None:
+    """A resize target is decoded pixels too: it may not exceed the decode limit."""
+    if resize is None:
+        return
+    try:
+        limit = resolve_max_pixels(max_image_pixels)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if resize[0] * resize[1] > limit:
+        raise UsageError(
+            f"resize {list(resize)} is {resize[0] * resize[1]:,} pixels, above the decode limit of {limit:,} "
+            "(--max-image-pixels / PYIMGANO_MAX_IMAGE_PIXELS)"
+        )
+
+
 def resolve_options(args) -> InferOptions:
     """Layer explicit flags over the infer-config (if any) into :class:`InferOptions`.
 
@@ -180,15 +198,19 @@ def resolve_options(args) -> InferOptions:
         raise UsageError("--save-overlays needs --defects (overlays show the defect mask)")
     if args.max_errors is not None and not args.continue_on_error:
         raise UsageError("--max-errors N needs --continue-on-error")
+    if args.resume and not args.save_jsonl:
+        raise UsageError("--resume needs --save-jsonl FILE (records on stdout cannot be resumed)")
     if args.save_run and not args.train_dir:
         raise UsageError("--save-run DIR needs --train-dir (it saves the state fitted and calibrated in this run)")
     if args.holdout_fraction is not None and not 0.0 < args.holdout_fraction < 1.0:
         raise UsageError(f"invalid --holdout-fraction {args.holdout_fraction!r}; accepted: a number in (0, 1)")
     postprocess, postprocess_given = _postprocess(args, c)
+    resize = tuple(args.resize) if args.resize is not None else c.resize
+    _check_resize_limit(resize, args.max_image_pixels)
     return InferOptions(
         inputs=tuple(args.input),
         input_format=_pick(args.input_format, c.input_format),
-        resize=tuple(args.resize) if args.resize is not None else c.resize,
+        resize=resize,
         plugins=tuple(args.plugin or ()),
         model=model,
         model_kwargs=model_kwargs,
@@ -216,6 +238,8 @@ def resolve_options(args) -> InferOptions:
         save_run=args.save_run,
         save_jsonl=args.save_jsonl,
         batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        max_image_pixels=args.max_image_pixels,
+        resume=bool(args.resume),
         continue_on_error=bool(args.continue_on_error),
         max_errors=args.max_errors,
         profile_json=args.profile_json,

@@ -28,6 +28,7 @@ from pyimgano.cli.common import (
 )
 from pyimgano.defects import DEFECT_PRESETS, DefectsConfig
 from pyimgano.defects.config import cli_flag
+from pyimgano.inputs import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from pyimgano.postprocess import NORMALIZE_METHODS
 from pyimgano.presets import MODEL_PRESETS
 from pyimgano.tiling import MAP_REDUCES, SCORE_REDUCES
@@ -135,6 +136,9 @@ def build_parser() -> CliParser:
                    "(default: the frame's own size, or the infer-config's resize)")
     g.add_argument("--batch-size", type=int_type(1), default=None,
                    help=f"images per inference step (default: {DEFAULT_BATCH_SIZE})")
+    g.add_argument("--max-image-pixels", type=int_type(1), default=None, metavar="N",
+                   help="decode limit: an image file (or .npy frame) declaring more than N pixels is refused "
+                   f"before decoding (default: ${MAX_PIXELS_ENV}, else {DEFAULT_MAX_PIXELS} = 8192 x 8192)")
 
     g = p.add_argument_group("maps, post-processing, tiling")
     g.add_argument("--include-maps", action="store_true", default=None, help="compute anomaly maps; records carry their shape/dtype")
@@ -172,5 +176,8 @@ def build_parser() -> CliParser:
                    help="write an error record for a failed input and go on; exit 1 at the end")
     g.add_argument("--max-errors", type=int_type(0), default=None, metavar="N",
                    help="with --continue-on-error: stop after more than N failed inputs (default: no limit)")
+    g.add_argument("--resume", action="store_true", default=None,
+                   help="with --save-jsonl: keep the records an interrupted run (same inputs and settings) wrote and "
+                   "score only the rest; the result equals an uninterrupted run's")
     g.add_argument("--profile-json", default=None, metavar="FILE", help="write counts and per-stage seconds here")
     return p

@@ -7,36 +7,60 @@ Layering (DESIGN.md): argparse (:mod:`._infer_parser`) -> :class:`InferOptions`
 :func:`pyimgano.defects.extract_defects`) -> records and files. No maths here.
 
 Exit codes: 0 success; 1 some inputs failed under ``--continue-on-error`` (or
-``--max-errors`` was exceeded); 2 bad flags, configs or inputs (or an input failed
-without ``--continue-on-error``); 141 stdout closed early. Reference: ``docs/cli.md``.
+``--max-errors`` was exceeded); 2 bad flags, configs, output paths, a damaged state, or
+inputs (or an input failed without ``--continue-on-error``); 141 stdout closed early.
+Reference: ``docs/cli.md``.
+
+Faults: every output path is checked (and a killed run's temporary files removed)
+before any work (:mod:`._outputs`); a non-finite score or map is that input's error,
+never a label; ``--resume`` continues a killed run (:mod:`._resume`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 import attrs
 
 from pyimgano import api, calibration
-from pyimgano.state import load_state, with_pixel_threshold, with_postprocess, with_threshold, with_tiling
+from pyimgano.state import (
+    load_state,
+    state_sha256,
+    with_pixel_threshold,
+    with_postprocess,
+    with_threshold,
+    with_tiling,
+)
 from pyimgano.cli._artifacts import ArtifactFolder, artifact_names
 from pyimgano.cli._discovery import DiscoveryError, list_models, model_info
 from pyimgano.cli._infer_options import InferOptions, model_overrides, resolve_options
 from pyimgano.cli._infer_parser import DEFAULT_MODEL, PROG, build_parser
 from pyimgano.cli._inputs import InputError, InputItem, discover_inputs, load_item
+from pyimgano.cli._outputs import check_distinct, check_output_file, check_writable_folder, remove_stale_temp_files
 from pyimgano.cli._progress import Progress, StageProgress
 from pyimgano.cli._records import RecordWriter, error_record
+from pyimgano.cli._resume import (
+    ResumePoint,
+    check_state_hash,
+    inputs_sha256,
+    plan_resume,
+    run_record_path,
+    write_run_record,
+)
 from pyimgano.cli.common import UsageError, run_command
 from pyimgano.datasets import resize_to
 from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask, save_overlay
-from pyimgano.fileio import atomic_write_json, atomic_write_npy
-from pyimgano.inference import infer_frames, result_to_jsonable
+from pyimgano.fileio import atomic_write_json, atomic_write_npy, json_plain
+from pyimgano.inference import NonFiniteScoreError, infer_frames, result_to_jsonable
+from pyimgano.inputs import image_pixel_limit, resolve_max_pixels
 from pyimgano.plugins import load_plugins
 from pyimgano.registry import get_detector
-from pyimgano.workbench import save_run
+from pyimgano.workbench import RUN_INFER_CONFIG_PATH, RUN_STATE_PATH, save_run
 
 __all__ = ["main", "build_parser", "InferOptions", "UsageError"]
 
@@ -236,6 +260,13 @@ class _Run:
         results: dict[int, Any] = {}
         try:
             results.update(zip(ok, self._score(state, [frames[i] for i in ok])))
+        except NonFiniteScoreError as exc:  # the batch was scored; only those inputs fail
+            for index, result in zip(ok, exc.results):
+                if result is None:
+                    failures[index] = (NonFiniteScoreError(
+                        "the score is NaN or infinite: no label is given to it (failing closed)"), "infer")
+                else:
+                    results[index] = result
         except Exception:  # noqa: BLE001 - isolate the failing input(s) by scoring one at a time
             for index in ok:
                 try:
@@ -256,13 +287,56 @@ class _Run:
         self.clock.add("artifacts", t1)
         return out
 
-    def _prepare_folders(self, names: list[str]) -> None:
+    def _prepare_folders(self, names: list[str], keep: Sequence[str] = ()) -> None:
         opts = self.opts
         ext = opts.defects_config.mask_format if opts.defects else "png"
         kinds = {"maps": (opts.save_maps, "npy"), "masks": (opts.save_masks, ext), "overlays": (opts.save_overlays, "png")}
         self.folders = {kind: ArtifactFolder(folder, e) for kind, (folder, e) in kinds.items() if folder}
         for folder in self.folders.values():
-            folder.prepare(names)
+            folder.prepare(names, keep=keep)
+
+    def _check_outputs(self) -> None:
+        """Every output file writable before any work; a killed run's temporary files removed."""
+        opts = self.opts
+        files = [("--save-jsonl", opts.save_jsonl), ("--profile-json", opts.profile_json)]
+        if opts.save_jsonl:
+            files.append(("--save-jsonl's run record", run_record_path(opts.save_jsonl)))
+        if opts.save_run:
+            files += [("--save-run", Path(opts.save_run) / RUN_STATE_PATH),
+                      ("--save-run", Path(opts.save_run) / RUN_INFER_CONFIG_PATH)]
+        check_distinct(files)
+        for flag, path in files:
+            if path is not None:
+                check_output_file(path, flag)
+        if opts.save_run:
+            check_writable_folder(opts.save_run, "--save-run")
+        removed = remove_stale_temp_files(path for flag, path in files if path is not None and flag != "--save-jsonl")
+        for path in removed:
+            log.info("removed %s, left by an interrupted write", path)
+
+    def _settings(self) -> dict:
+        """What shapes the records, for ``--resume`` (JSON types, so a reloaded copy compares equal)."""
+        opts = self.opts
+        settings = {
+            "input_format": opts.input_format, "resize": opts.resize, "include_maps": opts.include_maps,
+            "save_maps": opts.save_maps,
+            "save_masks": opts.save_masks, "save_overlays": opts.save_overlays,
+            "defects": opts.defects_config.to_mapping() if opts.defects else None,
+            "defects_image_space": opts.defects_image_space, "batch_size": opts.batch_size,
+            "max_image_pixels": resolve_max_pixels(),
+        }
+        return json.loads(json.dumps(json_plain(settings)))
+
+    def _resume_point(self, items) -> tuple[ResumePoint, dict | None]:
+        if not self.opts.resume:
+            return ResumePoint(), None
+        point, previous = plan_resume(self.opts.save_jsonl, [item.name for item in items], self._settings(),
+                                      self.opts.batch_size)
+        if previous is None:
+            log.info("--resume: %s does not exist yet; starting afresh", self.opts.save_jsonl)
+        else:
+            log.info("--resume: keeping %d of %d record(s) of %s", point.done, len(items), self.opts.save_jsonl)
+        return point, previous
 
     def run(self) -> int:
         opts = self.opts
@@ -270,8 +344,14 @@ class _Run:
         items = self._items(list(opts.inputs), "--input")
         self.counts["inputs"] = len(items)
         names = artifact_names([item.relative_stem for item in items])
-        self._prepare_folders(names)  # before any work: a bad folder fails in a second, not after a fit
+        # Before any work: a bad output path fails in a second, not after a fit.
+        self._check_outputs()
+        point, previous = self._resume_point(items)
+        self._prepare_folders(names, keep=names[: point.done])
         state = self.build_state()
+        self.state_hash = state_sha256(state) if opts.save_jsonl else None
+        if previous is not None:
+            check_state_hash(previous, self.state_hash, opts.save_jsonl)
         if opts.save_run:
             path = save_run(opts.save_run, state, include_maps=opts.include_maps or None,
                             defects=opts.defects_config.to_mapping() if opts.defects else None,
@@ -280,7 +360,7 @@ class _Run:
         log.info("scoring %d input(s) with %s; image threshold %s%s", len(items), state.detector,
                  _describe_threshold(state.threshold, state.provenance),
                  "" if not opts.defects else f"; pixel threshold {_describe_threshold(state.pixel_threshold, state.pixel_provenance)}")
-        stop_code = self._write_records(state, items, names)
+        stop_code = self._write_records(state, items, names, point, resumed=previous is not None)
         elapsed = time.perf_counter() - self.clock.start
         c = self.counts
         log.info("done: %d of %d input(s) scored (%d label 1, %d label 0), %d error(s), %.1f s; records in %s",
@@ -293,25 +373,41 @@ class _Run:
             return 1
         return 0
 
-    def _write_records(self, state, items, names) -> int | None:
+    def _count(self, record: dict) -> None:
+        if record.get("status") == "error":
+            self.counts["errors"] += 1
+            return
+        self.counts["processed"] += 1
+        if record.get("label") in (0, 1):
+            self.counts[f"label_{record['label']}"] += 1
+
+    def _write_records(self, state, items, names, point: ResumePoint, resumed: bool) -> int | None:
         opts = self.opts
-        with RecordWriter(opts.save_jsonl, stream=self.stdout) as writer, \
+        for record in point.records:
+            self._count(record)
+        if opts.max_errors is not None and self.counts["errors"] > opts.max_errors:
+            log.error("the resumed run had already stopped after %d failed inputs (more than --max-errors %d)",
+                      self.counts["errors"], opts.max_errors)
+            return 1
+        with RecordWriter(opts.save_jsonl, stream=self.stdout, keep_bytes=point.offset if resumed else None) as writer, \
                 Progress("infer", len(items), stream=self.stderr) as bar:
-            for start in range(0, len(items), opts.batch_size):
+            if opts.save_jsonl:
+                # After the JSONL is opened (created fresh or cut), before its first new record.
+                write_run_record(opts.save_jsonl, inputs=inputs_sha256([item.name for item in items]),
+                                 count=len(items), settings=self._settings(), state_sha256=self.state_hash)
+            bar.set(point.done)
+            for start in range(point.done, len(items), opts.batch_size):
                 batch = list(enumerate(items[start : start + opts.batch_size], start=start))
                 for index, item, record, failure in self._process_batch(state, batch, names):
                     if failure is not None:
                         exc, stage = failure
-                        self.counts["errors"] += 1
                         if not opts.continue_on_error:
+                            self.counts["errors"] += 1
                             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                             log.error("input %r failed at %s: %s: %s", item.name, stage, type(exc).__name__, detail)
                             return 2
                         record = error_record(index, item.name, exc, stage)
-                    else:
-                        self.counts["processed"] += 1
-                        if record.get("label") is not None:
-                            self.counts[f"label_{record['label']}"] += 1
+                    self._count(record)
                     writer.write(record)
                     if self.clock.first_record is None:
                         self.clock.first_record = time.perf_counter() - self.clock.start
@@ -351,7 +447,8 @@ def _body(args, stdout: TextIO, stderr: TextIO) -> int:
         raise UsageError("--tags filters --list-models; add --list-models")
     run = _Run(resolve_options(args), stdout=stdout, stderr=stderr)
     try:
-        return run.run()
+        with image_pixel_limit(run.opts.max_image_pixels):
+            return run.run()
     finally:
         if run.opts.profile_json:
             try:

@@ -45,14 +45,17 @@ def _load_yaml(text: str, path: Path) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping in a ``.json`` / ``.yml`` / ``.yaml`` config file.
 
     Raises:
-        ConfigError: a missing or unreadable file, another suffix, invalid JSON/YAML, a
-            duplicate JSON key, PyYAML absent for YAML, or a top level that is not a mapping.
+        ConfigError: a missing or unreadable file, another suffix, invalid JSON/YAML (nested too
+            deeply included), a duplicate JSON key, PyYAML absent for YAML, or a top level that is
+            not a mapping.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -69,6 +72,8 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
             data = json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid JSON: nested too deeply") from None
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
     else:

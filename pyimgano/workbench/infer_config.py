@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -114,12 +115,44 @@ def _check_keys(block: Any, accepted: frozenset, where: str) -> Mapping:
     return block
 
 
+_MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
 def _number_or_none(value: Any, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InferConfigError(f"{where} must be a number or null, got {value!r}")
-    return float(value)
+        raise InferConfigError(f"{where} must be a number or null, got {value!r:.80}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InferConfigError(f"{where} must be a finite number or null, got {value!r:.80}")
+    return number
+
+
+def _text_or_none(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InferConfigError(f"{where} must be a string or null, got {value!r:.80}")
+    return value
+
+
+def _reject_constant(name: str):
+    raise InferConfigError(f"{name} is not a number JSON allows (NaN and Infinity are refused)")
+
+
+def _parse_json(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+        if size > _MAX_FILE_BYTES:
+            raise InferConfigError(f"infer-config {path} holds {size} bytes; at most {_MAX_FILE_BYTES} are read")
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InferConfigError(f"cannot read infer-config {path}: {reason}") from None
+    except InferConfigError as exc:
+        raise InferConfigError(f"cannot read infer-config {path}: {exc}") from None
 
 
 def _select_category(data: Mapping, category: str | None, path: Path) -> Mapping:
@@ -159,19 +192,17 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
     """Parse an ``infer_config.json`` file.
 
     Raises:
-      InferConfigError: missing file, invalid JSON, unknown keys, wrong types,
-        a newer ``schema_version`` or an unknown category.
+      InferConfigError: missing file, a file over 16 MiB, invalid JSON (NaN and
+        Infinity included, or nested too deeply), unknown keys, wrong types,
+        non-finite numbers, a newer ``schema_version`` or an unknown category.
     """
     path = Path(path)
     if not path.is_file():
         raise InferConfigError(f"infer-config file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InferConfigError(f"cannot read infer-config {path}: {exc}") from None
+    data = _parse_json(path)
     _check_keys(data, _TOP_KEYS, f"infer-config {path}")
     version = data.get("schema_version", INFER_CONFIG_SCHEMA_VERSION)
-    if not isinstance(version, int) or version > INFER_CONFIG_SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version > INFER_CONFIG_SCHEMA_VERSION:
         raise InferConfigError(
             f"infer-config {path} has schema_version {version!r}; this pyimgano reads up to {INFER_CONFIG_SCHEMA_VERSION}"
         )
@@ -185,7 +216,7 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
     kwargs = dict(kwargs or {})
     if "pretrained" in model and model["pretrained"] is not None:
         kwargs.setdefault("pretrained", bool(model["pretrained"]))
-    checkpoint = model.get("checkpoint_path")
+    checkpoint = _text_or_none(model.get("checkpoint_path"), "infer-config model.checkpoint_path")
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         if not checkpoint.is_absolute():
@@ -211,10 +242,10 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
         raise InferConfigError(f"infer-config 'include_maps' must be true, false or null, got {include_maps!r}")
     return InferConfig(
         path=str(path),
-        model_name=model.get("name"),
+        model_name=_text_or_none(model.get("name"), "infer-config model.name"),
         model_kwargs=kwargs or None,
-        backbone=model.get("backbone"),
-        preset=model.get("preset"),
+        backbone=_text_or_none(model.get("backbone"), "infer-config model.backbone"),
+        preset=_text_or_none(model.get("preset"), "infer-config model.preset"),
         checkpoint_path=checkpoint,
         contamination=_number_or_none(model.get("contamination"), "infer-config model.contamination"),
         threshold=_number_or_none(data.get("threshold"), "infer-config 'threshold'"),
@@ -223,7 +254,7 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
         postprocess=dict(postprocess) if postprocess is not None else None,
         defects=dict(defects) if defects is not None else None,
         include_maps=include_maps,
-        input_format=data.get("input_format"),
+        input_format=_text_or_none(data.get("input_format"), "infer-config 'input_format'"),
         resize=_resize_or_none(data.get("resize"), path),
     )
 

@@ -28,8 +28,7 @@ def _payload(name, threshold):
 def test_one_category_keeps_its_flat_payload_and_several_share_a_header(tmp_path):
     assert multi_category_payload({"a": _payload("a", 1.0)}) == _payload("a", 1.0)
     both = multi_category_payload({"a": _payload("a", 1.0), "b": _payload("b", 2.0)})
-    assert sorted(both) == ["categories", "input_format", "pyimgano_version", "resize", "schema_version",
-                            "timestamp_utc"]
+    assert sorted(both) == ["categories", "input_format", "pyimgano_version", "resize", "schema_version", "timestamp_utc"]
     path = tmp_path / "artifacts" / "infer_config.json"
     path.parent.mkdir()
     path.write_text(json.dumps(both))
