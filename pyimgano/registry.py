@@ -32,6 +32,10 @@ class DetectorSpec:
     description: str
     paper: str
     aliases: tuple[str, ...] = ()
+    # A memory bank whose rows may be sharded over the devices (pyimgano.devices.place_model) and the
+    # predict that runs on one device of such a mesh: (state, images, out_hw, axis) -> Prediction.
+    bank_field: str | None = None
+    predict_bank_sharded: Callable[..., Any] | None = None
 
     def __attrs_post_init__(self) -> None:
         unknown = sorted(set(self.tags) - KNOWN_TAGS)
@@ -57,6 +61,8 @@ DETECTORS: dict[str, DetectorSpec] = _build_table(
             state_cls=patchcore.PatchCoreState,
             fit=patchcore.fit,
             predict=patchcore.predict,
+            bank_field="memory_bank",
+            predict_bank_sharded=patchcore.predict_bank_sharded,
             tags=frozenset({"numpy", "pixel_map", "pretrained_backbone"}),
             description="PatchCore: coreset memory bank of locally aware patch features, nearest-neighbour scores",
             paper="Roth et al., Towards Total Recall in Industrial Anomaly Detection, CVPR 2022",

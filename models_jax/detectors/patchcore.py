@@ -54,9 +54,15 @@ from models_jax.detectors.common import (
     positive,
     shape_anomaly_maps,
 )
-from models_jax.ops import adaptive_avg_pool_last, greedy_coreset, nearest_neighbors
+from models_jax.ops import (
+    adaptive_avg_pool_last,
+    greedy_coreset,
+    nearest_neighbors,
+    nearest_neighbors_across,
+    take_rows_across,
+)
 
-__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches"]
+__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "predict_bank_sharded", "embed_patches"]
 
 
 def _ratio(_inst, attribute, value) -> None:
@@ -182,7 +188,34 @@ def fit(
     return PatchCoreState(config=config, backbone_variables=variables, memory_bank=jnp.asarray(bank))
 
 
-def _reweight(config: PatchCoreConfig, memory_bank, embeddings, patch_scores, nn_index):
+class _ReplicatedBank:
+    """The whole memory bank on this device."""
+
+    def __init__(self, rows: jax.Array, bank_chunk: int):
+        self.rows, self.chunk, self.size = rows, bank_chunk, rows.shape[0]
+
+    def nearest(self, queries, k):
+        return nearest_neighbors(queries, self.rows, k=k, bank_chunk=self.chunk)
+
+    def take(self, indices):
+        return self.rows[indices]
+
+
+class _ShardedBank:
+    """This device's block of a bank whose rows are sharded over mesh axis ``axis`` (inside shard_map)."""
+
+    def __init__(self, local_rows: jax.Array, bank_chunk: int, axis: str):
+        self.rows, self.chunk, self.axis = local_rows, bank_chunk, axis
+        self.size = local_rows.shape[0] * jax.lax.axis_size(axis)
+
+    def nearest(self, queries, k):
+        return nearest_neighbors_across(queries, self.rows, self.axis, k=k, bank_chunk=self.chunk)
+
+    def take(self, indices):
+        return take_rows_across(self.rows, indices, self.axis)
+
+
+def _reweight(config: PatchCoreConfig, bank, embeddings, patch_scores, nn_index):
     """Paper eq. 7 re-weighting of each image's maximum patch score."""
     b = patch_scores.shape[0]
     flat_scores = patch_scores.reshape(b, -1)
@@ -191,28 +224,44 @@ def _reweight(config: PatchCoreConfig, memory_bank, embeddings, patch_scores, nn
     arg = jnp.argmax(flat_scores, axis=1)
     s_star = jnp.take_along_axis(flat_scores, arg[:, None], axis=1)[:, 0]
     m_test = jnp.take_along_axis(flat_emb, arg[:, None, None], axis=1)[:, 0]  # f32[B, D]
-    m_star = memory_bank[jnp.take_along_axis(flat_nn, arg[:, None], axis=1)[:, 0]]  # f32[B, D]
-    n_support = min(config.num_neighbors, memory_bank.shape[0])
+    m_star = bank.take(jnp.take_along_axis(flat_nn, arg[:, None], axis=1)[:, 0])  # f32[B, D]
+    n_support = min(config.num_neighbors, bank.size)
     if n_support < 2:
         return s_star  # a single support sample gives weight 1 - 1 = 0; no re-weighting possible
-    _, support = nearest_neighbors(m_star, memory_bank, k=n_support, bank_chunk=config.knn_chunk)
-    support_feats = memory_bank[support]  # f32[B, b, D]
+    _, support = bank.nearest(m_star, n_support)
+    support_feats = bank.take(support)  # f32[B, b, D]
     dists = jnp.sqrt(jnp.maximum(jnp.sum((support_feats - m_test[:, None, :]) ** 2, axis=-1), 0.0))
     # Softmax over the support distances; index 0 is m* itself, so its distance equals s*.
     weight = 1.0 - jax.nn.softmax(dists, axis=-1)[:, 0]
     return weight * s_star
 
 
-@partial(jax.jit, static_argnums=(2,))
-def _predict(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int]) -> Prediction:
+def _scores_and_maps(state: PatchCoreState, bank, images: jax.Array, out_hw: tuple[int, int]) -> Prediction:
     config = state.config
     emb = embed_patches(config, state.backbone_variables, images)  # f32[B, h, w, D]
     b, h, w, d = emb.shape
-    dists, idx = nearest_neighbors(emb.reshape(-1, d), state.memory_bank, k=1, bank_chunk=config.knn_chunk)
+    dists, idx = bank.nearest(emb.reshape(-1, d), 1)
     patch_scores = dists[:, 0].reshape(b, h, w)
-    scores = _reweight(config, state.memory_bank, emb, patch_scores, idx[:, 0])
+    scores = _reweight(config, bank, emb, patch_scores, idx[:, 0])
     maps = shape_anomaly_maps(patch_scores, config.image_size, out_hw, config.blur_sigma)
     return Prediction(scores=scores.astype(jnp.float32), maps=maps)
+
+
+def predict_bank_sharded(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int], axis: str) -> Prediction:
+    """:func:`predict` for one device of a mesh over which the bank's rows are sharded.
+
+    Call it inside ``jax.shard_map`` (:func:`pyimgano.devices.data_parallel`):
+    ``state.memory_bank`` is this device's block of rows and ``images`` its slice of
+    the batch; the nearest-neighbour searches and bank lookups are reduced across
+    ``axis`` (:func:`~models_jax.ops.nearest_neighbors_across`), so the result equals
+    :func:`predict` with the whole bank on one device.
+    """
+    return _scores_and_maps(state, _ShardedBank(state.memory_bank, state.config.knn_chunk, axis), images, out_hw)
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _predict(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int]) -> Prediction:
+    return _scores_and_maps(state, _ReplicatedBank(state.memory_bank, state.config.knn_chunk), images, out_hw)
 
 
 def predict(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int] | None = None) -> Prediction:
