@@ -58,6 +58,7 @@ __all__ = [
     "sharded_fields",
     "data_parallel",
     "enable_compilation_cache",
+    "compilation_cache_stats",
 ]
 
 #: The mesh axis the batch (and a sharded memory bank's rows) are split along.
@@ -78,6 +79,7 @@ _ENV_BANK_SHARDING = "PYIMGANO_BANK_SHARDING"
 _ENV_BANK_SHARD_BYTES = "PYIMGANO_BANK_SHARD_BYTES"
 
 _active: tuple | None = None
+_cache: dict = {}
 
 
 class DeviceError(ValueError):
@@ -363,4 +365,27 @@ def enable_compilation_cache(path: str | os.PathLike) -> Path:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    if not _cache:
+        _cache.update(requests=0, hits=0, misses=0)
+        jax.monitoring.register_event_listener(_count_cache_event)
+    _cache["dir"] = str(folder)
     return folder
+
+
+_CACHE_EVENTS = {
+    "/jax/compilation_cache/compile_requests_use_cache": "requests",
+    "/jax/compilation_cache/cache_hits": "hits",
+    "/jax/compilation_cache/cache_misses": "misses",
+}
+
+
+def _count_cache_event(event: str, **_kwargs) -> None:
+    key = _CACHE_EVENTS.get(event)
+    if key is not None:
+        _cache[key] += 1
+
+
+def compilation_cache_stats() -> dict | None:
+    """``{dir, requests, hits, misses}`` of this process's persistent-cache lookups since
+    :func:`enable_compilation_cache`; None when it was not called."""
+    return dict(_cache) if _cache else None

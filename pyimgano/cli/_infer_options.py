@@ -7,6 +7,7 @@ explicit flags; for defects: ``DefectsConfig`` defaults < the infer-config's
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -19,7 +20,10 @@ from pyimgano.presets import preset_overrides
 from pyimgano.tiling import TileConfig
 from pyimgano.workbench import InferConfig, InferConfigError, find_run_infer_config, load_infer_config
 
-__all__ = ["InferOptions", "resolve_options", "model_overrides"]
+__all__ = ["InferOptions", "resolve_options", "model_overrides", "COMPILATION_CACHE_ENV"]
+
+#: Environment variable naming the persistent compilation cache folder (``--compilation-cache``).
+COMPILATION_CACHE_ENV = "PYIMGANO_COMPILATION_CACHE"
 
 
 @attrs.frozen(eq=False)
@@ -59,6 +63,9 @@ class InferOptions:
     continue_on_error: bool
     max_errors: int | None
     profile_json: str | None
+    device: str
+    bank_sharding: str | None
+    compilation_cache: str | None
 
 
 def _pick(explicit, default):
@@ -219,6 +226,9 @@ def resolve_options(args) -> InferOptions:
         continue_on_error=bool(args.continue_on_error),
         max_errors=args.max_errors,
         profile_json=args.profile_json,
+        device=_pick(args.device, c.device) or "auto",
+        bank_sharding=args.bank_sharding,
+        compilation_cache=_pick(args.compilation_cache, os.environ.get(COMPILATION_CACHE_ENV) or None),
     )
 
 

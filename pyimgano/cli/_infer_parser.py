@@ -28,6 +28,7 @@ from pyimgano.cli.common import (
 )
 from pyimgano.defects import DEFECT_PRESETS, DefectsConfig
 from pyimgano.defects.config import cli_flag
+from pyimgano.devices import BANK_SHARDING, DEVICE_PLATFORMS
 from pyimgano.postprocess import NORMALIZE_METHODS
 from pyimgano.presets import MODEL_PRESETS
 from pyimgano.tiling import MAP_REDUCES, SCORE_REDUCES
@@ -165,6 +166,19 @@ def build_parser() -> CliParser:
                    help="add bbox_xyxy_image (image pixels) to regions")
     for field in defect_fields():
         _add_defect_flag(g, field)
+
+    g = p.add_argument_group("devices")
+    g.add_argument("--device", default=None, metavar="SPEC",
+                   help=f"JAX devices to score on: {', '.join(DEVICE_PLATFORMS)}, optionally with local indices, "
+                   "e.g. gpu:0 or gpu:0,1; an unavailable one is an error, never a silent fallback "
+                   "(default: the infer-config's model.device, else auto = every device of JAX's default backend)")
+    g.add_argument("--bank-sharding", choices=BANK_SHARDING, default=None,
+                   help="split a memory bank's rows over the devices (on), keep it whole on every device (off), "
+                   "or split it only when larger than a quarter of one device's memory (auto) "
+                   "(default: $PYIMGANO_BANK_SHARDING, else auto)")
+    g.add_argument("--compilation-cache", default=None, metavar="DIR",
+                   help="persistent JAX compilation cache folder: a restarted run reads its compiled programs "
+                   "back instead of recompiling (default: $PYIMGANO_COMPILATION_CACHE, else off)")
 
     g = p.add_argument_group("output and errors")
     g.add_argument("--save-jsonl", default=None, metavar="FILE", help="write records here (default: stdout)")

@@ -21,7 +21,15 @@ from typing import Any, Sequence, TextIO
 import attrs
 
 from pyimgano import api, calibration
-from pyimgano.state import load_state, with_pixel_threshold, with_postprocess, with_threshold, with_tiling
+from pyimgano.devices import DeviceError, active_devices, compilation_cache_stats, enable_compilation_cache, use_devices
+from pyimgano.state import (
+    load_state,
+    place_state,
+    with_pixel_threshold,
+    with_postprocess,
+    with_threshold,
+    with_tiling,
+)
 from pyimgano.cli._artifacts import ArtifactFolder, artifact_names
 from pyimgano.cli._discovery import DiscoveryError, list_models, model_info
 from pyimgano.cli._infer_options import InferOptions, model_overrides, resolve_options
@@ -264,6 +272,21 @@ class _Run:
         for folder in self.folders.values():
             folder.prepare(names)
 
+    def _select_devices(self) -> None:
+        """The devices and compilation cache, before anything is placed or compiled."""
+        opts = self.opts
+        try:
+            chosen = use_devices(opts.device)
+        except DeviceError as exc:
+            raise UsageError(f"--device: {exc}") from None
+        log.info("devices: %d x %s (%s)", len(chosen), chosen[0].platform, opts.device)
+        if opts.compilation_cache:
+            try:
+                folder = enable_compilation_cache(opts.compilation_cache)
+            except OSError as exc:
+                raise UsageError(f"--compilation-cache {opts.compilation_cache!r}: {exc}") from None
+            log.info("persistent compilation cache: %s", folder)
+
     def run(self) -> int:
         opts = self.opts
         load_plugins_or_fail(opts.plugins)
@@ -271,7 +294,10 @@ class _Run:
         self.counts["inputs"] = len(items)
         names = artifact_names([item.relative_stem for item in items])
         self._prepare_folders(names)  # before any work: a bad folder fails in a second, not after a fit
+        self._select_devices()
         state = self.build_state()
+        if opts.bank_sharding is not None:
+            state = place_state(state, bank_sharding=opts.bank_sharding)
         if opts.save_run:
             path = save_run(opts.save_run, state, include_maps=opts.include_maps or None,
                             defects=opts.defects_config.to_mapping() if opts.defects else None,
@@ -328,7 +354,12 @@ class _Run:
         if self.clock.first_record is not None:
             seconds["first_record"] = self.clock.first_record
         counts = {k: self.counts[k] for k in ("inputs", "processed", "errors")}
-        return {"counts": counts, "seconds": {k: round(v, 6) for k, v in seconds.items()}}
+        profile = {"counts": counts, "seconds": {k: round(v, 6) for k, v in seconds.items()},
+                   "devices": [str(d) for d in active_devices()]}
+        cache = compilation_cache_stats()
+        if cache is not None:
+            profile["compilation_cache"] = cache
+        return profile
 
 
 def load_plugins_or_fail(plugins) -> None:
