@@ -37,6 +37,9 @@ __all__ = [
     "load_state",
     "get_detector",
     "list_detectors",
+    "register_detector",
+    "load_plugins",
+    "make_score_ensemble",
 ]
 
 _LAZY = {
@@ -57,6 +60,9 @@ _LAZY = {
     "load_state": "pyimgano.state",
     "get_detector": "pyimgano.registry",
     "list_detectors": "pyimgano.registry",
+    "register_detector": "pyimgano.registry",
+    "load_plugins": "pyimgano.plugins",
+    "make_score_ensemble": "pyimgano.ensemble",
 }
 
 

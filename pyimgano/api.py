@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyimgano.inputs import canonical_batches, input_items
-from pyimgano.registry import detector_specs, get_detector
+from pyimgano.registry import get_detector, spec_for_config
 from pyimgano.scoring import predict_frames, prepare_frames
 from pyimgano.state import DetectorState, place_state
 from pyimgano.weights import backbone_variables_for
@@ -40,13 +40,8 @@ def make_config(name_or_config, **overrides):
         if unknown:
             raise ValueError(f"unknown {spec.name} option(s) {unknown}; accepted: {accepted}")
         return spec.name, spec.config_cls(**overrides)
-    for spec in detector_specs():
-        if isinstance(name_or_config, spec.config_cls):
-            return spec.name, attrs.evolve(name_or_config, **overrides) if overrides else name_or_config
-    raise TypeError(
-        f"expected a detector name or config object, got {type(name_or_config).__name__}; "
-        f"names: {sorted(s.name for s in detector_specs())}"
-    )
+    spec = spec_for_config(name_or_config)
+    return spec.name, attrs.evolve(name_or_config, **overrides) if overrides else name_or_config
 
 
 def _check_state(state) -> None:

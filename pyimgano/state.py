@@ -20,6 +20,15 @@ under a ``/``-joined path, plus a JSON metadata header (``format``,
 ``schema_version``, detector, config, thresholds with provenance, tiling,
 postprocess). Loading reads schema 1 (image threshold only) and 2, and refuses
 newer schemas.
+
+How a model becomes tensors and a JSON config is per detector
+(:class:`StateCodec`): by default every non-config field of the model state is an
+array or a nested mapping of arrays, saved under its field name, and the config is
+``attrs.asdict`` (lists read back as tuples). A detector whose state holds other
+states (the score ensemble) registers ``encode_state`` / ``decode_state`` hooks,
+which receive the codec to encode and decode their members recursively. The
+file layout is the same either way, so files written before the hooks existed
+load unchanged.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import numpy as np
 
 from pyimgano._version import __version__
 from pyimgano.devices import place_model
-from pyimgano.fileio import atomic_write_bytes, flatten_tree, unflatten_tree
+from pyimgano.fileio import atomic_write_bytes, flatten_tree, json_plain, unflatten_tree
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.registry import get_detector
 from pyimgano.tiling import TileConfig
@@ -51,6 +60,8 @@ __all__ = [
     "place_state",
     "STATE_FORMAT",
     "STATE_SCHEMA_VERSION",
+    "StateCodec",
+    "STATE_CODEC",
 ]
 
 STATE_FORMAT = "pyimgano-detector-state"
@@ -257,34 +268,112 @@ def _config_from_json(config_cls, data: Mapping) -> Any:
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ValueError(f"state file config has unknown fields {unknown} for {config_cls.__name__}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    kwargs = {k: _tuples(v) if isinstance(v, list) else v for k, v in data.items()}
     return config_cls(**kwargs)
 
 
+def _tuples(value):
+    """JSON lists -> tuples, recursively (configs are hashable)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+class StateCodec:
+    """Turns a detector's model state into ``(tensors, config_json)`` and back.
+
+    ``tensors`` is a flat ``{"path/of/leaf": array}`` dict (safetensors names),
+    ``config_json`` a JSON-serialisable dict. A detector spec may register hooks
+    that replace the default for its own states:
+
+    - ``encode_state(model, codec) -> (tensors, config_json)``
+    - ``decode_state(config_json, tensors, codec) -> model``
+
+    where ``codec`` is this object, so a hook can encode nested member states with
+    :meth:`encode`, decode them with :meth:`decode` and look up their specs with
+    :meth:`spec` (e.g. to find a member's ``predict``).
+    """
+
+    def spec(self, detector: str):
+        """The registered :class:`~pyimgano.registry.DetectorSpec` of ``detector``."""
+        return get_detector(detector)
+
+    def encode(self, detector: str, model) -> tuple[dict[str, np.ndarray], dict]:
+        """``(tensors, config_json)`` of ``model``, a state of detector ``detector``.
+
+        Raises:
+          ValueError: a field is neither an array nor a mapping of arrays (register
+            ``encode_state`` for such states), or an unknown detector.
+        """
+        spec = self.spec(detector)
+        if spec.encode_state is not None:
+            tensors, config = spec.encode_state(model, self)
+        else:
+            tensors, config = self._encode_fields(spec, model), attrs.asdict(model.config, recurse=True)
+        # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
+        return {name: np.array(value, order="C") for name, value in tensors.items()}, json_plain(config)
+
+    def decode(self, detector: str, config_json: Mapping, tensors: Mapping[str, np.ndarray]):
+        """The model state of detector ``detector`` from :meth:`encode`'s output.
+
+        Raises:
+          ValueError: unknown detector or config fields, a detector registered without
+            ``state_cls`` (and no ``decode_state``), or tensors that do not fit the state.
+        """
+        spec = self.spec(detector)
+        if spec.decode_state is not None:
+            return spec.decode_state(dict(config_json), dict(tensors), self)
+        if spec.state_cls is None:
+            raise ValueError(
+                f"detector {spec.name!r} was registered without state_cls, so its states cannot be loaded; "
+                "register it with state_cls= (or decode_state=)"
+            )
+        config = _config_from_json(spec.config_cls, config_json)
+        fields = jax.tree_util.tree_map(jax.numpy.asarray, unflatten_tree(tensors))
+        try:
+            return spec.state_cls(config=config, **fields)
+        except TypeError as exc:
+            raise ValueError(f"the saved tensors do not fit {spec.state_cls.__name__}: {exc}") from None
+
+    @staticmethod
+    def _encode_fields(spec, model) -> dict[str, Any]:
+        tensors: dict[str, Any] = {}
+        for field in attrs.fields(type(model)):
+            if field.name == "config":
+                continue
+            value = getattr(model, field.name)
+            if isinstance(value, Mapping):
+                tensors.update(flatten_tree(value, field.name))
+            elif hasattr(value, "shape") and hasattr(value, "dtype"):
+                tensors[field.name] = value
+            else:
+                raise ValueError(
+                    f"{spec.name} state field {field.name!r} is a {type(value).__name__}, not an array or a "
+                    "mapping of arrays; register the detector with encode_state/decode_state to save it"
+                )
+        return tensors
+
+
+#: The codec :func:`save_state` and :func:`load_state` use.
+STATE_CODEC = StateCodec()
+
+
 def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
-    """Write ``state`` to one file atomically (temp file + rename); returns the path."""
+    """Write ``state`` to one file atomically (temp file + rename); returns the path.
+
+    Raises:
+      TypeError: not a :class:`DetectorState`.
+      ValueError: the model cannot be encoded (see :meth:`StateCodec.encode`).
+    """
     from safetensors.numpy import save
 
     _check_state(state)
     spec = get_detector(state.detector)
-    model = state.model
-    tensors: dict[str, np.ndarray] = {}
-    for field in attrs.fields(type(model)):
-        if field.name == "config":
-            continue
-        value = getattr(model, field.name)
-        if isinstance(value, Mapping):
-            tensors.update(flatten_tree(value, field.name))
-        else:
-            tensors[field.name] = value
-    # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
-    tensors = {name: np.array(value, order="C") for name, value in tensors.items()}
+    tensors, config = STATE_CODEC.encode(spec.name, state.model)
     metadata = {
         "format": STATE_FORMAT,
         "schema_version": str(STATE_SCHEMA_VERSION),
         "pyimgano_version": __version__,
         "detector": spec.name,
-        "config": json.dumps(attrs.asdict(model.config), sort_keys=True),
+        "config": json.dumps(config, sort_keys=True),
         "threshold": json.dumps(state.threshold),
         "threshold_provenance": json.dumps(state.provenance, sort_keys=True),
         "pixel_threshold": json.dumps(state.pixel_threshold),
@@ -332,9 +421,10 @@ def load_state(path: str | os.PathLike) -> DetectorState:
             f"({__version__}) supports ({STATE_SCHEMA_VERSION}); upgrade pyimgano to load it"
         )
     spec = get_detector(metadata["detector"])
-    config = _config_from_json(spec.config_cls, _json_field(metadata, "config", path))
-    fields = unflatten_tree(tensors)
-    model = spec.state_cls(config=config, **jax.tree_util.tree_map(jax.numpy.asarray, fields))
+    try:
+        model = STATE_CODEC.decode(spec.name, _json_field(metadata, "config", path), tensors)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
     tiling = _json_field(metadata, "tiling", path)
     postprocess = _json_field(metadata, "postprocess", path)
     return place_state(DetectorState(

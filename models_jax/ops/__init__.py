@@ -6,6 +6,7 @@
 - :mod:`~models_jax.ops.gaussian` -- Gaussian blur with scipy's ``reflect`` boundary.
 - :mod:`~models_jax.ops.pooling` -- ``adaptive_avg_pool1d`` over the channel axis.
 - :mod:`~models_jax.ops.gaussian_stats` -- streamed per-position Gaussians and Mahalanobis distances.
+- :mod:`~models_jax.ops.outliers` -- local outlier factor and nearest-other distance within a set.
 """
 
 from models_jax.ops.coreset import coreset_coverage, greedy_coreset, random_projection
@@ -25,6 +26,7 @@ from models_jax.ops.knn import (
     pairwise_sq_distances,
     take_rows_across,
 )
+from models_jax.ops.outliers import local_outlier_factor, nearest_other_distance
 from models_jax.ops.pooling import adaptive_avg_pool_last, adaptive_avg_pool_matrix
 
 __all__ = [
@@ -47,4 +49,6 @@ __all__ = [
     "finalize_gaussian",
     "inverse_cholesky_factor",
     "mahalanobis",
+    "local_outlier_factor",
+    "nearest_other_distance",
 ]
