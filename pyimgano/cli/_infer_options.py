@@ -66,6 +66,10 @@ class InferOptions:
     device: str
     bank_sharding: str | None
     compilation_cache: str | None
+    distributed: bool
+    coordinator: str | None
+    num_processes: int | None
+    process_id: int | None
 
 
 def _pick(explicit, default):
@@ -191,6 +195,11 @@ def resolve_options(args) -> InferOptions:
         raise UsageError("--save-run DIR needs --train-dir (it saves the state fitted and calibrated in this run)")
     if args.holdout_fraction is not None and not 0.0 < args.holdout_fraction < 1.0:
         raise UsageError(f"invalid --holdout-fraction {args.holdout_fraction!r}; accepted: a number in (0, 1)")
+    if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
+        raise UsageError("--coordinator, --num-processes and --process-id need --distributed")
+    if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
+        raise UsageError(f"invalid --process-id {args.process_id}; accepted: 0..{args.num_processes - 1} "
+                         f"(--num-processes {args.num_processes})")
     postprocess, postprocess_given = _postprocess(args, c)
     return InferOptions(
         inputs=tuple(args.input),
@@ -229,6 +238,10 @@ def resolve_options(args) -> InferOptions:
         device=_pick(args.device, c.device) or "auto",
         bank_sharding=args.bank_sharding,
         compilation_cache=_pick(args.compilation_cache, os.environ.get(COMPILATION_CACHE_ENV) or None),
+        distributed=bool(args.distributed),
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
     )
 
 

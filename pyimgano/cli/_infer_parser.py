@@ -167,7 +167,7 @@ def build_parser() -> CliParser:
     for field in defect_fields():
         _add_defect_flag(g, field)
 
-    g = p.add_argument_group("devices")
+    g = p.add_argument_group("devices and hosts")
     g.add_argument("--device", default=None, metavar="SPEC",
                    help=f"JAX devices to score on: {', '.join(DEVICE_PLATFORMS)}, optionally with local indices, "
                    "e.g. gpu:0 or gpu:0,1; an unavailable one is an error, never a silent fallback "
@@ -176,6 +176,16 @@ def build_parser() -> CliParser:
                    help="split a memory bank's rows over the devices (on), keep it whole on every device (off), "
                    "or split it only when larger than a quarter of one device's memory (auto) "
                    "(default: $PYIMGANO_BANK_SHARDING, else auto)")
+    g.add_argument("--distributed", action="store_true", default=None,
+                   help="join a jax.distributed cluster (one process per host): each process scores every N-th batch "
+                   "on its own devices and process 0 writes all records in input order, the same JSONL as one "
+                   "process (coordinator and ranks from the flags below or the scheduler's environment)")
+    g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="with --distributed: address of process 0 (default: detected, or $JAX_COORDINATOR_ADDRESS)")
+    g.add_argument("--num-processes", type=int_type(1), default=None, metavar="N",
+                   help="with --distributed: number of processes (default: detected)")
+    g.add_argument("--process-id", type=int_type(0), default=None, metavar="I",
+                   help="with --distributed: this process's rank, 0..N-1 (default: detected)")
     g.add_argument("--compilation-cache", default=None, metavar="DIR",
                    help="persistent JAX compilation cache folder: a restarted run reads its compiled programs "
                    "back instead of recompiling (default: $PYIMGANO_COMPILATION_CACHE, else off)")

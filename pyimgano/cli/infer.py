@@ -40,8 +40,9 @@ from pyimgano.cli._records import RecordWriter, error_record
 from pyimgano.cli.common import UsageError, run_command
 from pyimgano.datasets import resize_to
 from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask, save_overlay
-from pyimgano.fileio import atomic_write_json, atomic_write_npy
+from pyimgano.fileio import atomic_write_json, atomic_write_npy, json_plain
 from pyimgano.inference import infer_frames, result_to_jsonable
+from pyimgano.multihost import LOCAL, join, leave
 from pyimgano.plugins import load_plugins
 from pyimgano.registry import get_detector
 from pyimgano.workbench import save_run
@@ -77,6 +78,16 @@ def _describe_threshold(value, provenance) -> str:
     return f"{value:.6g} ({prov.get('method', 'fixed')}, {where})"
 
 
+class _NullStream:
+    """Where processes other than rank 0 write their records (nowhere)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 class _Run:
     """One ``pyimgano-infer`` run: the deployable state, then a record (and artifacts) per input."""
 
@@ -85,6 +96,7 @@ class _Run:
         self.stdout, self.stderr = stdout, stderr
         self.clock = _Clock()
         self.counts = {"inputs": 0, "processed": 0, "errors": 0, "label_0": 0, "label_1": 0}
+        self.cluster = LOCAL
 
     # -- the deployable state ------------------------------------------------------------
     def _items(self, spec: str, what: str) -> list[InputItem]:
@@ -265,12 +277,35 @@ class _Run:
         return out
 
     def _prepare_folders(self, names: list[str]) -> None:
+        """Claim the artifact folders (on rank 0 only under ``--distributed``: they are shared)."""
         opts = self.opts
         ext = opts.defects_config.mask_format if opts.defects else "png"
         kinds = {"maps": (opts.save_maps, "npy"), "masks": (opts.save_masks, ext), "overlays": (opts.save_overlays, "png")}
         self.folders = {kind: ArtifactFolder(folder, e) for kind, (folder, e) in kinds.items() if folder}
-        for folder in self.folders.values():
-            folder.prepare(names)
+        failure = None
+        if self.cluster.is_leader:
+            try:
+                for folder in self.folders.values():
+                    folder.prepare(names)
+            except UsageError as exc:
+                failure = exc
+        if not self.cluster.all_ok(failure is None):  # collective: every process stops together
+            raise failure or UsageError("process 0 could not prepare the artifact folders (see its log)")
+
+    def _join(self) -> None:
+        """``--distributed``: join the jax.distributed cluster before any other JAX use."""
+        opts = self.opts
+        self.cluster = LOCAL
+        if not opts.distributed:
+            return
+        process_stdout = self.stdout is sys.stdout
+        try:
+            self.cluster = join(opts.coordinator, opts.num_processes, opts.process_id)
+        except (RuntimeError, ValueError) as exc:
+            raise UsageError(f"--distributed: cannot join the cluster: {exc}") from None
+        if process_stdout:  # join keeps file descriptor 1 for native prints (gloo) and rebinds sys.stdout
+            self.stdout = sys.stdout
+        log.info("process %d of %d", self.cluster.rank, self.cluster.size)
 
     def _select_devices(self) -> None:
         """The devices and compilation cache, before anything is placed or compiled."""
@@ -293,12 +328,13 @@ class _Run:
         items = self._items(list(opts.inputs), "--input")
         self.counts["inputs"] = len(items)
         names = artifact_names([item.relative_stem for item in items])
+        self._join()
         self._prepare_folders(names)  # before any work: a bad folder fails in a second, not after a fit
         self._select_devices()
         state = self.build_state()
         if opts.bank_sharding is not None:
             state = place_state(state, bank_sharding=opts.bank_sharding)
-        if opts.save_run:
+        if opts.save_run and self.cluster.is_leader:
             path = save_run(opts.save_run, state, include_maps=opts.include_maps or None,
                             defects=opts.defects_config.to_mapping() if opts.defects else None,
                             input_format=opts.input_format)
@@ -319,21 +355,44 @@ class _Run:
             return 1
         return 0
 
-    def _write_records(self, state, items, names) -> int | None:
-        opts = self.opts
-        with RecordWriter(opts.save_jsonl, stream=self.stdout) as writer, \
-                Progress("infer", len(items), stream=self.stderr) as bar:
-            for start in range(0, len(items), opts.batch_size):
-                batch = list(enumerate(items[start : start + opts.batch_size], start=start))
+    def _batch_results(self, state, items, names):
+        """Each batch's ``[(record, failed)]``, batches in input order.
+
+        Under ``--distributed`` this process scores every ``size``-th batch (round-robin) and
+        receives the other processes' records (:meth:`pyimgano.multihost.Cluster.exchange`), so
+        every process sees the same sequence and stops at the same record.
+        """
+        size = self.opts.batch_size
+        starts = range(0, len(items), size)
+        cluster = self.cluster
+        for first in range(0, len(starts), cluster.size):
+            own = []
+            if first + cluster.rank < len(starts):
+                start = starts[first + cluster.rank]
+                batch = list(enumerate(items[start : start + size], start=start))
                 for index, item, record, failure in self._process_batch(state, batch, names):
                     if failure is not None:
-                        exc, stage = failure
+                        record = error_record(index, item.name, *failure)
+                    own.append((record if cluster is LOCAL else json_plain(record), failure is not None))
+            for results in cluster.exchange(own):
+                if results:
+                    yield results
+
+    def _write_records(self, state, items, names) -> int | None:
+        opts = self.opts
+        leader = self.cluster.is_leader  # the other processes only score and count
+        with RecordWriter(opts.save_jsonl if leader else None, stream=self.stdout if leader else _NullStream()) as writer, \
+                Progress("infer", len(items), stream=self.stderr) as bar:
+            done = 0
+            for results in self._batch_results(state, items, names):
+                for record, failed in results:
+                    if failed:
                         self.counts["errors"] += 1
                         if not opts.continue_on_error:
-                            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                            log.error("input %r failed at %s: %s: %s", item.name, stage, type(exc).__name__, detail)
+                            error = record["error"]
+                            log.error("input %r failed at %s: %s: %s", record["input"], error["stage"], error["type"],
+                                      error["message"])
                             return 2
-                        record = error_record(index, item.name, exc, stage)
                     else:
                         self.counts["processed"] += 1
                         if record.get("label") is not None:
@@ -345,7 +404,8 @@ class _Run:
                         log.error("stopping after %d failed inputs (more than --max-errors %d)",
                                   self.counts["errors"], opts.max_errors)
                         return 1
-                bar.set(min(len(items), start + len(batch)))
+                done += len(results)
+                bar.set(done)
         return None
 
     def profile(self) -> dict[str, Any]:
@@ -384,7 +444,8 @@ def _body(args, stdout: TextIO, stderr: TextIO) -> int:
     try:
         return run.run()
     finally:
-        if run.opts.profile_json:
+        leave(run.cluster)
+        if run.opts.profile_json and run.cluster.is_leader:
             try:
                 atomic_write_json(run.opts.profile_json, run.profile())
             except OSError as exc:
