@@ -70,6 +70,8 @@ class InferOptions:
     coordinator: str | None
     num_processes: int | None
     process_id: int | None
+    ray_workers: int | None = None
+    ray_address: str | None = None
 
 
 def _pick(explicit, default):
@@ -200,6 +202,10 @@ def resolve_options(args) -> InferOptions:
     if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
         raise UsageError(f"invalid --process-id {args.process_id}; accepted: 0..{args.num_processes - 1} "
                          f"(--num-processes {args.num_processes})")
+    if args.ray_address and not args.ray_workers:
+        raise UsageError("--ray-address needs --ray-workers N")
+    if args.ray_workers and args.distributed:
+        raise UsageError("--ray-workers and --distributed are two ways to scale out; pass one")
     postprocess, postprocess_given = _postprocess(args, c)
     return InferOptions(
         inputs=tuple(args.input),
@@ -242,6 +248,8 @@ def resolve_options(args) -> InferOptions:
         coordinator=args.coordinator,
         num_processes=args.num_processes,
         process_id=args.process_id,
+        ray_workers=args.ray_workers,
+        ray_address=args.ray_address,
     )
 
 

@@ -186,6 +186,12 @@ def build_parser() -> CliParser:
                    help="with --distributed: number of processes (default: detected)")
     g.add_argument("--process-id", type=int_type(0), default=None, metavar="I",
                    help="with --distributed: this process's rank, 0..N-1 (default: detected)")
+    g.add_argument("--ray-workers", type=int_type(1), default=None, metavar="N",
+                   help="score the batches on N Ray actors (each its own JAX process) through ray.data; records "
+                   "come back in input order, as one process writes them; inputs and artifact folders must be "
+                   "readable/writable by every worker (needs pip install 'pyimgano[ray]') (default: off)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --ray-workers: a running Ray cluster ('auto' or HOST:PORT) (default: start a local one)")
     g.add_argument("--compilation-cache", default=None, metavar="DIR",
                    help="persistent JAX compilation cache folder: a restarted run reads its compiled programs "
                    "back instead of recompiling (default: $PYIMGANO_COMPILATION_CACHE, else off)")

@@ -13,9 +13,12 @@ without ``--continue-on-error``); 141 stdout closed early. Reference: ``docs/cli
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 import attrs
@@ -25,6 +28,7 @@ from pyimgano.devices import DeviceError, active_devices, compilation_cache_stat
 from pyimgano.state import (
     load_state,
     place_state,
+    save_state,
     with_pixel_threshold,
     with_postprocess,
     with_threshold,
@@ -43,6 +47,7 @@ from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask,
 from pyimgano.fileio import atomic_write_json, atomic_write_npy, json_plain
 from pyimgano.inference import infer_frames, result_to_jsonable
 from pyimgano.multihost import LOCAL, join, leave
+from pyimgano.raybatch import map_in_order
 from pyimgano.plugins import load_plugins
 from pyimgano.registry import get_detector
 from pyimgano.workbench import save_run
@@ -276,12 +281,15 @@ class _Run:
         self.clock.add("artifacts", t1)
         return out
 
-    def _prepare_folders(self, names: list[str]) -> None:
-        """Claim the artifact folders (on rank 0 only under ``--distributed``: they are shared)."""
+    def _artifact_folders(self) -> dict[str, ArtifactFolder]:
         opts = self.opts
         ext = opts.defects_config.mask_format if opts.defects else "png"
         kinds = {"maps": (opts.save_maps, "npy"), "masks": (opts.save_masks, ext), "overlays": (opts.save_overlays, "png")}
-        self.folders = {kind: ArtifactFolder(folder, e) for kind, (folder, e) in kinds.items() if folder}
+        return {kind: ArtifactFolder(folder, e) for kind, (folder, e) in kinds.items() if folder}
+
+    def _prepare_folders(self, names: list[str]) -> None:
+        """Claim the artifact folders (on rank 0 only under ``--distributed``: they are shared)."""
+        self.folders = self._artifact_folders()
         failure = None
         if self.cluster.is_leader:
             try:
@@ -364,6 +372,10 @@ class _Run:
         """
         size = self.opts.batch_size
         starts = range(0, len(items), size)
+        if self.opts.ray_workers:
+            yield from self._ray_batch_results(state, [list(enumerate(items[s : s + size], start=s)) for s in starts],
+                                               names)
+            return
         cluster = self.cluster
         for first in range(0, len(starts), cluster.size):
             own = []
@@ -377,6 +389,21 @@ class _Run:
             for results in cluster.exchange(own):
                 if results:
                     yield results
+
+    def _ray_batch_results(self, state, batches, names):
+        """``--ray-workers``: each batch is scored by a Ray actor running :meth:`_process_batch` (same records)."""
+        opts = self.opts
+        with tempfile.TemporaryDirectory() as tmp:
+            state_bytes = save_state(state, Path(tmp) / "state.safetensors").read_bytes()
+        payloads = [json.dumps([[index, attrs.asdict(item), names[index]] for index, item in batch]) for batch in batches]
+        log.info("scoring %d batch(es) on %d Ray worker(s) (%s)", len(batches), opts.ray_workers,
+                 opts.ray_address or "a local Ray instance")
+        try:
+            for result in map_in_order(payloads, RayBatchWorker, (opts, state_bytes), num_workers=opts.ray_workers,
+                                       address=opts.ray_address, show_progress=self.stderr.isatty()):
+                yield [tuple(pair) for pair in json.loads(result)]
+        except ImportError as exc:
+            raise UsageError(f"--ray-workers: {exc}") from None
 
     def _write_records(self, state, items, names) -> int | None:
         opts = self.opts
@@ -420,6 +447,36 @@ class _Run:
         if cache is not None:
             profile["compilation_cache"] = cache
         return profile
+
+
+class RayBatchWorker:
+    """One Ray actor's scorer for ``--ray-workers``: the run's own batch step on a state sent as bytes.
+
+    ``worker(payload)`` takes a JSON batch ``[[index, input item, artifact name], ...]`` and
+    returns the JSON ``[[record, failed], ...]`` that :meth:`_Run._process_batch` gives,
+    so records (and artifacts, written by the actor) are those of a one-process run.
+    """
+
+    def __init__(self, opts: InferOptions, state_bytes: bytes):
+        self.run = _Run(attrs.evolve(opts, ray_workers=None),
+                        stdout=_NullStream(), stderr=sys.stderr)
+        self.run._select_devices()
+        self.run.folders = self.run._artifact_folders()  # prepared by the driver
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "state.safetensors"
+            path.write_bytes(state_bytes)
+            self.state = load_state(path)
+
+    def __call__(self, payload: str) -> str:
+        rows = json.loads(payload)
+        batch = [(index, InputItem(**item)) for index, item, _ in rows]
+        names = {index: name for index, _, name in rows}
+        out = []
+        for index, item, record, failure in self.run._process_batch(self.state, batch, names):
+            if failure is not None:
+                record = error_record(index, item.name, *failure)
+            out.append((json_plain(record), failure is not None))
+        return json.dumps(out)
 
 
 def load_plugins_or_fail(plugins) -> None:
