@@ -2,9 +2,10 @@
 
 Each public function takes user frames (arrays of a declared
 :class:`~pyimgano.inputs.ImageFormat`, or image paths), canonicalises them once
-at this edge (:func:`pyimgano.inputs.canonical_batches`, one batch in memory at a
-time) and hands canonical frames to :func:`pyimgano.scoring.predict_frames`, which
-runs the detector's jitted program with the state's tiling and post-processing.
+at this edge (:func:`pyimgano.inputs.canonical_batches`, a batch at a time) and hands
+canonical frames to :func:`pyimgano.scoring.predict_frame_stream`, which runs the
+detector's jitted program with the state's tiling and post-processing, decoding the
+next batch while the device scores the current one (at most two batches in memory).
 ``fit`` reads the backbone weights through the shell (:mod:`pyimgano.weights`) and
 gives them to the detector's pure ``fit``.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from pyimgano.inputs import canonical_batches, input_items
 from pyimgano.registry import get_detector, spec_for_config
-from pyimgano.scoring import predict_frames, prepare_frames
+from pyimgano.scoring import predict_frame_stream, prepare_frames
 from pyimgano.state import DetectorState, place_state
 from pyimgano.weights import backbone_variables_for
 
@@ -96,8 +97,8 @@ def _predict(state, frames, fmt, u16_max, batch_size, want_maps):
     _check_state(state)
     batch_size = batch_size or state.config.batch_size
     scores, maps = [], []
-    for chunk in canonical_batches(frames, input_format=fmt, batch_size=batch_size, u16_max=u16_max):
-        s, m = predict_frames(state, chunk, want_maps=want_maps, batch_size=batch_size)
+    chunks = canonical_batches(frames, input_format=fmt, batch_size=batch_size, u16_max=u16_max)
+    for s, m in predict_frame_stream(state, chunks, want_maps=want_maps, batch_size=batch_size):
         scores.append(s)
         maps.extend(m or ())
     return (np.concatenate(scores) if scores else np.zeros((0,), np.float32)), maps

@@ -68,13 +68,18 @@ def collect_embeddings(
     """
     chunks = []
     done = 0
+    pending = None  # the previous batch's (output, valid rows), still on the device
     for batch in batches:
         valid = len(batch)
-        out = embed(jnp.asarray(pad_batch(batch, batch_size), jnp.float32))
-        chunks.append(jax.tree.map(lambda a: np.asarray(a)[:valid], out))
+        out = embed(jnp.asarray(pad_batch(batch, batch_size), jnp.float32))  # dispatched asynchronously
+        if pending is not None:  # fetched only now, so preparing this batch overlapped its compute
+            chunks.append(jax.tree.map(lambda a, n=pending[1]: np.asarray(a)[:n], pending[0]))
+        pending = (out, valid)
         done += valid
         if progress is not None:
             progress(done)
+    if pending is not None:
+        chunks.append(jax.tree.map(lambda a, n=pending[1]: np.asarray(a)[:n], pending[0]))
     if not chunks:
         raise ValueError("at least one training image is needed, got none")
     return jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *chunks)
@@ -86,26 +91,28 @@ def coreset_size(total: int, ratio: float) -> int:
 
 
 def coreset_memory_bank(
-    patches: np.ndarray, n_select: int, *, key: jax.Array, projection_dim: int | None = 128
-) -> tuple[np.ndarray, np.ndarray]:
+    patches, n_select: int, *, key: jax.Array, projection_dim: int | None = 128
+) -> tuple[jax.Array, np.ndarray]:
     """The greedy k-center coreset of ``patches: f32[M, D]``: ``(bank f32[n, D], indices i64[n])``.
 
     ``n_select >= M`` keeps every patch (in order, no selection run). The
     selection runs on a random projection to ``projection_dim`` (see
     :func:`models_jax.ops.greedy_coreset`); indices are in selection order.
+    ``patches`` may be a numpy or a device array; pass a device array and drop your
+    host copy to hold one copy of all patches at a time (fit's peak memory).
 
     Raises:
       ValueError: ``patches`` is not 2-D or empty, or ``n_select < 1``.
     """
-    patches = np.asarray(patches, np.float32)
+    patches = jnp.asarray(patches, jnp.float32)
     if patches.ndim != 2 or patches.shape[0] == 0:
         raise ValueError(f"patches must be a non-empty f32[M, D], got shape {patches.shape}")
     if n_select < 1:
         raise ValueError(f"the coreset needs at least one patch, got n_select={n_select}")
     if n_select >= patches.shape[0]:
         return patches, np.arange(patches.shape[0])
-    selected = np.asarray(greedy_coreset(jnp.asarray(patches), int(n_select), key=key, projection_dim=projection_dim))
-    return patches[selected], selected.astype(np.int64)
+    selected = greedy_coreset(patches, int(n_select), key=key, projection_dim=projection_dim)
+    return jnp.take(patches, selected, axis=0), np.asarray(selected).astype(np.int64)
 
 
 class ShardedBank:

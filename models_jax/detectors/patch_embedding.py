@@ -5,7 +5,7 @@ first two, :mod:`models_jax.detectors.memory_bank` the last two::
 
     feats = tap_features(config.backbone, variables, images, config.layers)   # {tap: f32[B, h, w, C]}
     emb = locally_aware_patches([feats[t] for t in config.layers], patch_size=3,
-                                pretrain_embed_dim=1024, target_embed_dim=1024)  # f32[B, h0, w0, D]
+                                pretrain_embed_dim=1024, target_embed_dim=152)   # f32[B, h0, w0, D]
     bank = coreset_memory_bank(collect_embeddings(...), ratio, key=key)          # fit
     dists, idx = nearest_patch_distances(emb, bank)                              # predict
 
@@ -17,15 +17,25 @@ detector's own ``jit`` (shapes and static options are Python values). A variant
 
 from __future__ import annotations
 
+import functools
 from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from models_jax.backbones import build_backbone
-from models_jax.ops import adaptive_avg_pool_last
+from models_jax.ops import adaptive_avg_pool_matrix
 
-__all__ = ["tap_features", "neighbourhood_patches", "align_to_grid", "locally_aware_patches"]
+__all__ = [
+    "tap_features",
+    "neighbourhood_patches",
+    "align_to_grid",
+    "patch_projection_kernel",
+    "locally_aware_patches",
+]
+
+_HI = jax.lax.Precision.HIGHEST
 
 
 def tap_features(backbone: str, backbone_variables, images: jax.Array, taps: Sequence[str]) -> Mapping[str, jax.Array]:
@@ -68,6 +78,26 @@ def align_to_grid(grid: jax.Array, hw: tuple[int, int]) -> jax.Array:
     return jax.image.resize(grid, (grid.shape[0], *hw, grid.shape[-1]), method="bilinear", antialias=False)
 
 
+@functools.lru_cache(maxsize=64)
+def patch_projection_kernel(
+    channels: int, patch_size: int, pretrain_embed_dim: int, n_layers: int, layer: int, target_embed_dim: int
+) -> np.ndarray:
+    """f32[k, k, C, target] (HWIO): one layer's unfold -> pool -> slice of the final pool, as one kernel.
+
+    Unfolding a ``k x k`` neighbourhood (channel-major, ``C*k*k`` values), pooling it
+    to ``pretrain_embed_dim``, and taking this layer's slice of the final pooling to
+    ``target_embed_dim`` are all linear, so they compose into a single ``k x k``
+    convolution kernel (composed in float64); the embedding is the sum over layers.
+    """
+    k = patch_size
+    pre = adaptive_avg_pool_matrix(channels * k * k, pretrain_embed_dim).astype(np.float64)
+    final = adaptive_avg_pool_matrix(n_layers * pretrain_embed_dim, target_embed_dim).astype(np.float64)
+    weights = pre @ final[layer * pretrain_embed_dim : (layer + 1) * pretrain_embed_dim]  # [C*k*k, target]
+    kernel = weights.reshape(channels, k, k, target_embed_dim).transpose(1, 2, 0, 3).astype(np.float32)
+    kernel.setflags(write=False)
+    return kernel
+
+
 def locally_aware_patches(
     feature_maps: Sequence[jax.Array],
     *,
@@ -77,11 +107,16 @@ def locally_aware_patches(
 ) -> jax.Array:
     """PatchCore's patch embedding of several feature maps, f32[B, h0, w0, D] on the first map's grid.
 
-    Per map: :func:`neighbourhood_patches`, :func:`align_to_grid` onto the first
-    (finest) map's grid, then adaptive average pooling of the ``C*k*k`` vector to
-    ``pretrain_embed_dim``; the maps are concatenated and pooled again to
-    ``target_embed_dim`` (``adaptive_avg_pool1d`` semantics, see
-    :func:`models_jax.ops.adaptive_avg_pool_last`).
+    The reference pipeline (patchcore-inspection): per map :func:`neighbourhood_patches`,
+    :func:`align_to_grid` onto the first (finest) map's grid, adaptive average pooling of
+    the ``C*k*k`` vector to ``pretrain_embed_dim``; the maps concatenated and pooled again
+    to ``target_embed_dim`` (``adaptive_avg_pool1d`` semantics).
+
+    Computed as one ``k x k`` convolution per map (:func:`patch_projection_kernel`) at the
+    map's own resolution, the coarser results upsampled bilinearly and summed. That equals
+    the reference (every step is linear and the upsampling acts per channel) without
+    materialising the ``C*k*k``-wide patches, and the upsampling runs on ``target_embed_dim``
+    channels (tested against the reference to float rounding).
 
     Args:
       feature_maps: ``f32[B, h_i, w_i, C_i]``, finest first.
@@ -94,8 +129,15 @@ def locally_aware_patches(
     if not feature_maps:
         raise ValueError("locally_aware_patches needs at least one feature map")
     ref_hw = tuple(feature_maps[0].shape[1:3])
-    per_map = [
-        adaptive_avg_pool_last(align_to_grid(neighbourhood_patches(grid, patch_size), ref_hw), pretrain_embed_dim)
-        for grid in feature_maps
-    ]
-    return adaptive_avg_pool_last(jnp.concatenate(per_map, axis=-1), target_embed_dim)
+    total = None
+    for layer, grid in enumerate(feature_maps):
+        kernel = patch_projection_kernel(
+            int(grid.shape[-1]), patch_size, pretrain_embed_dim, len(feature_maps), layer, target_embed_dim
+        )
+        # SAME zero padding, like torch.nn.Unfold(padding=k // 2) in the reference.
+        out = jax.lax.conv_general_dilated(
+            grid, jnp.asarray(kernel), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HI
+        )
+        out = align_to_grid(out, ref_hw)
+        total = out if total is None else total + out
+    return total
