@@ -19,11 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pyimgano.devices import replicate
 from pyimgano.inputs import canonical_batches, input_items
 from pyimgano.registry import get_detector, spec_for_config
 from pyimgano.scoring import predict_frame_stream, prepare_frames
-from pyimgano.state import DetectorState
+from pyimgano.state import DetectorState, place_state
 from pyimgano.weights import backbone_variables_for
 
 __all__ = ["fit", "score", "anomaly_maps", "predict", "make_config"]
@@ -91,7 +90,7 @@ def fit(
     key = jax.random.PRNGKey(config.seed) if key is None else key
     prepared = (prepare_frames(config, chunk) for chunk in batches)
     model = spec.fit(config, prepared, key=key, backbone_variables=variables, progress=progress)
-    return DetectorState(detector=name, model=replicate(model))
+    return place_state(DetectorState(detector=name, model=model))
 
 
 def _predict(state, frames, fmt, u16_max, batch_size, want_maps):

@@ -118,6 +118,10 @@ class DetectorSpec:
         equal wherever the same string appears. :func:`pyimgano.load_state` checks a
         loaded state against it (:mod:`pyimgano.state_integrity`); without it, loading
         checks finiteness and a ``jax.eval_shape`` trace of ``predict``.
+      bank_field: optional name of a memory-bank field ``f32[M, D]`` of the model whose rows
+        may be sharded over the devices (:func:`pyimgano.devices.place_model`).
+      predict_bank_sharded: with ``bank_field``, ``(model, images, out_hw, axis) -> Prediction``
+        run inside ``shard_map`` on one device, which holds only its rows of the bank.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -132,6 +136,8 @@ class DetectorSpec:
     encode_state: Callable[..., Any] | None = attrs.field(default=None, validator=_check_optional_callable)
     decode_state: Callable[..., Any] | None = attrs.field(default=None, validator=_check_optional_callable)
     state_shapes: Callable[[Any], Any] | None = attrs.field(default=None, validator=_check_optional_callable)
+    bank_field: str | None = None
+    predict_bank_sharded: Callable[..., Any] | None = attrs.field(default=None, validator=_check_optional_callable)
 
 
 _TABLE: dict[str, DetectorSpec] = {}
@@ -154,6 +160,8 @@ def register_detector(
     encode_state: Callable[..., Any] | None = None,
     decode_state: Callable[..., Any] | None = None,
     state_shapes: Callable[[Any], Any] | None = None,
+    bank_field: str | None = None,
+    predict_bank_sharded: Callable[..., Any] | None = None,
 ) -> DetectorSpec:
     """Add a detector to the table and return its :class:`DetectorSpec`.
 
@@ -180,6 +188,8 @@ def register_detector(
         encode_state=encode_state,
         decode_state=decode_state,
         state_shapes=state_shapes,
+        bank_field=bank_field,
+        predict_bank_sharded=predict_bank_sharded,
     )
     names = (spec.name, *spec.aliases)
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -261,6 +271,8 @@ register_detector(
     patchcore.predict,
     state_cls=patchcore.PatchCoreState,
     state_shapes=patchcore.state_shapes,
+    bank_field="memory_bank",
+    predict_bank_sharded=patchcore.predict_bank_sharded,
     tags={"numpy", "pixel_map", "pretrained_backbone"},
     description="PatchCore: coreset memory bank of locally aware patch features, nearest-neighbour scores",
     paper="Roth et al., Towards Total Recall in Industrial Anomaly Detection, CVPR 2022",

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones import get_backbone_spec
-from pyimgano.devices import data_parallel, device_count, shard_batch
+from pyimgano.devices import AXIS, data_parallel, device_count, shard_batch, sharded_fields
 from pyimgano.inputs import IMAGENET_MEAN, IMAGENET_STD, group_by_size, prepare_backbone_input
 from pyimgano.registry import get_detector
 from pyimgano.state import DetectorState
@@ -101,32 +101,41 @@ def predict_preprocessed(state: DetectorState, images: jax.Array, out_hw: tuple[
 # ``model`` is the state's model pytree; batches are sharded over the local devices.
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def run_scores(detector: str, model, images: jax.Array) -> jax.Array:
-    predict = get_detector(detector).predict
-    return data_parallel(lambda m, x: predict(m, x, tuple(m.config.image_size)).scores)(model, images)
+def _device_predict(detector: str, sharded: frozenset[str]):
+    """The detector's per-device predict: the plain one, or the bank-sharded one when ``sharded``."""
+    spec = get_detector(detector)
+    if not sharded:
+        return spec.predict
+    return lambda m, x, out_hw: spec.predict_bank_sharded(m, x, out_hw, AXIS)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def run_predict(detector: str, model, images: jax.Array, out_hw: tuple[int, int]):
-    predict = get_detector(detector).predict
+def run_scores(detector: str, model, images: jax.Array, sharded: frozenset[str] = frozenset()) -> jax.Array:
+    predict = _device_predict(detector, sharded)
+    return data_parallel(lambda m, x: predict(m, x, tuple(m.config.image_size)).scores, sharded)(model, images)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def run_predict(detector: str, model, images: jax.Array, out_hw: tuple[int, int], sharded: frozenset[str] = frozenset()):
+    predict = _device_predict(detector, sharded)
 
     def run(m, x):
         pred = predict(m, x, out_hw)
         return pred.scores, pred.maps
 
-    return data_parallel(run)(model, images)
+    return data_parallel(run, sharded)(model, images)
 
 
-@functools.partial(jax.jit, static_argnames=("detector", "plan", "tiling", "want_maps"))
-def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfig, want_maps: bool):
+@functools.partial(jax.jit, static_argnames=("detector", "plan", "tiling", "want_maps", "sharded"))
+def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfig, want_maps: bool,
+              sharded: frozenset[str] = frozenset()):
     """frames u8[B, H, W, 3] canonical RGB -> (scores f32[B], maps f32[B, H, W] | None)."""
-    predict = get_detector(detector).predict
+    predict = _device_predict(detector, sharded)
     t = plan.tile_size
     n_dev = device_count()
 
     def run(m, x):
-        # One device's share of the tiles (all of them on one device): no collectives.
+        # One device's share of the tiles (all of them on one device); no collectives unless the bank is sharded.
         pred = predict(m, preprocess_on_device(m.config, x), (t, t))
         return (pred.scores, pred.maps) if want_maps else pred.scores
 
@@ -136,7 +145,7 @@ def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfi
         if padded != total:
             # Repeat the last tile so the tile axis divides over the devices; sliced off below.
             tiles = jnp.concatenate([tiles, jnp.repeat(tiles[-1:], padded - total, axis=0)], axis=0)
-        out = data_parallel(run)(model, tiles)
+        out = data_parallel(run, sharded)(model, tiles)
         return jax.tree.map(lambda a: a[:total], out)
 
     return tiled_forward(predict_tiles, frames, plan, tiling, want_maps=want_maps)
@@ -161,15 +170,16 @@ def _dispatch_whole(state: DetectorState, frames: list[np.ndarray], want_maps: b
     n_dev = device_count()
     size = -(-min(batch_size, len(frames)) // n_dev) * n_dev
     out_hw = tuple(frames[0].shape[:2])
+    sharded = sharded_fields(state.model)
     parts = []
     for start in range(0, len(frames), size):
         prepared = prepare_frames(state.config, frames[start : start + size])
         valid = len(prepared)
         batch = shard_batch(_pad_rows(prepared, size))
         if want_maps:
-            s, m = run_predict(state.detector, state.model, batch, out_hw)
+            s, m = run_predict(state.detector, state.model, batch, out_hw, sharded)
         else:
-            s, m = run_scores(state.detector, state.model, batch), None
+            s, m = run_scores(state.detector, state.model, batch, sharded), None
         parts.append((s, m, valid))
     return parts
 
@@ -185,7 +195,7 @@ def _dispatch_tiled(state: DetectorState, frames: list[np.ndarray], want_maps: b
         chunk = batch[start : start + size]
         s, m = run_tiled(
             state.model, _pad_rows(chunk, size), detector=state.detector, plan=plan, tiling=state.tiling,
-            want_maps=want_maps,
+            want_maps=want_maps, sharded=sharded_fields(state.model),
         )
         parts.append((s, m, len(chunk)))
     return parts

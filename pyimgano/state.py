@@ -51,6 +51,7 @@ import jax
 import numpy as np
 
 from pyimgano._version import __version__
+from pyimgano.devices import place_model
 from pyimgano.fileio import atomic_write_bytes, flatten_tree, json_plain, unflatten_tree
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.registry import get_detector
@@ -67,6 +68,7 @@ __all__ = [
     "with_postprocess",
     "state_file_content",
     "state_sha256",
+    "place_state",
     "STATE_FORMAT",
     "STATE_SCHEMA_VERSION",
     "StateCodec",
@@ -252,6 +254,24 @@ def with_postprocess(state: DetectorState, postprocess: AnomalyMapPostprocess | 
     if postprocess == state.postprocess:
         return state
     return attrs.evolve(state, postprocess=postprocess, pixel_threshold=None, pixel_threshold_provenance=None)
+
+
+def place_state(state: DetectorState, *, bank_sharding: str | None = None) -> DetectorState:
+    """A copy of ``state`` placed on the devices in use (:func:`pyimgano.devices.use_devices`).
+
+    The model is replicated on every device, except a memory bank (PatchCore's) whose rows
+    are sharded over the devices when ``bank_sharding`` is ``on``, or ``auto`` (the
+    default, or ``PYIMGANO_BANK_SHARDING``) and the bank is too large for one device's
+    memory (:func:`pyimgano.devices.should_shard_bank`). Scoring then reduces the
+    nearest-neighbour search across the devices; scores and maps are the same either way.
+    :func:`pyimgano.fit` and :func:`load_state` place their states like this already.
+
+    Raises:
+      ValueError: an unknown ``bank_sharding``.
+    """
+    _check_state(state)
+    spec = get_detector(state.detector)
+    return attrs.evolve(state, model=place_model(state.model, bank_field=spec.bank_field, bank_sharding=bank_sharding))
 
 
 # -- the state file ---------------------------------------------------------------------------
@@ -478,7 +498,7 @@ def load_state(path: str | os.PathLike) -> DetectorState:
     try:
         tiling = _json_field(metadata, "tiling", path)
         postprocess = _json_field(metadata, "postprocess", path)
-        return DetectorState(
+        return place_state(DetectorState(
             detector=spec.name,
             model=model,
             threshold=_finite_or_none(_json_field(metadata, "threshold", path), "threshold", path),
@@ -487,7 +507,7 @@ def load_state(path: str | os.PathLike) -> DetectorState:
             pixel_threshold_provenance=_json_field(metadata, "pixel_threshold_provenance", path),
             tiling=None if tiling is None else TileConfig.from_dict(tiling),
             postprocess=None if postprocess is None else AnomalyMapPostprocess.from_dict(postprocess),
-        )
+        ))
     except (TypeError, ValueError, AttributeError) as exc:
         message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
         raise ValueError(message) from None

@@ -7,6 +7,10 @@
   a fraction of the patches (:func:`models_jax.ops.greedy_coreset`).
 - :func:`nearest_patch_distances` (inside ``jit``): exact kNN of every test patch
   against the bank, chunked over the bank.
+- :class:`ShardedBank` (inside ``shard_map``): one device's block of a bank whose rows
+  are sharded over a mesh axis; :func:`nearest_patch_distances` and
+  :func:`reweighted_max_score` take it in place of the bank array and reduce their
+  searches and lookups across the devices.
 - :func:`reweighted_max_score` (inside ``jit``): PatchCore's eq. 7 image score.
 - :func:`top_fraction_mean` (inside ``jit``): the mean of the largest patch scores
   (AnomalyDINO's "mean of the top 1 %").
@@ -24,9 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from models_jax.detectors.common import pad_batch
-from models_jax.ops import greedy_coreset, nearest_neighbors
+from models_jax.ops import greedy_coreset, nearest_neighbors, nearest_neighbors_across, take_rows_across
 
 __all__ = [
+    "ShardedBank",
     "collect_embeddings",
     "coreset_size",
     "coreset_memory_bank",
@@ -110,14 +115,49 @@ def coreset_memory_bank(
     return jnp.take(patches, selected, axis=0), np.asarray(selected).astype(np.int64)
 
 
+class ShardedBank:
+    """This device's rows of a memory bank sharded over mesh axis ``axis`` (use inside ``jax.shard_map``).
+
+    Device ``i`` holds global rows ``i*R ... (i+1)*R - 1`` (``rows f32[R, D]``). Pass it
+    where the bank array goes; searches gather every device's queries, search each
+    block and merge (:func:`~models_jax.ops.nearest_neighbors_across`), lookups are
+    reduce-scattered (:func:`~models_jax.ops.take_rows_across`). Not a pytree: build it
+    inside the sharded function from the local block.
+    """
+
+    def __init__(self, rows: jax.Array, axis: str):
+        self.rows, self.axis = rows, axis
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The global bank shape ``(R * devices, D)``."""
+        return (self.rows.shape[0] * jax.lax.axis_size(self.axis), self.rows.shape[1])
+
+    def nearest(self, queries: jax.Array, k: int, bank_chunk: int):
+        return nearest_neighbors_across(queries, self.rows, self.axis, k=k, bank_chunk=bank_chunk)
+
+    def take(self, indices: jax.Array) -> jax.Array:
+        return take_rows_across(self.rows, indices, self.axis)
+
+
+def _nearest(memory_bank, queries, k: int, bank_chunk: int):
+    if isinstance(memory_bank, ShardedBank):
+        return memory_bank.nearest(queries, k, bank_chunk)
+    return nearest_neighbors(queries, memory_bank, k=k, bank_chunk=bank_chunk)
+
+
+def _take(memory_bank, indices):
+    return memory_bank.take(indices) if isinstance(memory_bank, ShardedBank) else memory_bank[indices]
+
+
 def nearest_patch_distances(
-    embeddings: jax.Array, memory_bank: jax.Array, *, k: int = 1, bank_chunk: int = 4096
+    embeddings: jax.Array, memory_bank: jax.Array | ShardedBank, *, k: int = 1, bank_chunk: int = 4096
 ) -> tuple[jax.Array, jax.Array]:
     """Euclidean distances and indices of the ``k`` nearest bank rows of every patch.
 
     Args:
       embeddings: f32[B, h, w, D].
-      memory_bank: f32[M, D].
+      memory_bank: f32[M, D], or a :class:`ShardedBank` inside ``shard_map``.
       k: neighbours per patch, ``1 <= k <= M`` (static).
       bank_chunk: bank rows per distance block (bounds memory to ``B*h*w x bank_chunk``).
 
@@ -128,12 +168,12 @@ def nearest_patch_distances(
       ValueError: mismatched feature sizes or ``k`` out of range.
     """
     b, h, w, d = embeddings.shape
-    dists, idx = nearest_neighbors(embeddings.reshape(-1, d), memory_bank, k=k, bank_chunk=bank_chunk)
+    dists, idx = _nearest(memory_bank, embeddings.reshape(-1, d), k, bank_chunk)
     return dists.reshape(b, h, w, k), idx.reshape(b, h, w, k)
 
 
 def reweighted_max_score(
-    memory_bank: jax.Array,
+    memory_bank: jax.Array | ShardedBank,
     embeddings: jax.Array,
     patch_scores: jax.Array,
     nn_index: jax.Array,
@@ -150,7 +190,7 @@ def reweighted_max_score(
     undefined and ``s*`` is returned.
 
     Args:
-      memory_bank: f32[M, D].
+      memory_bank: f32[M, D], or a :class:`ShardedBank` inside ``shard_map``.
       embeddings: f32[B, h, w, D] test patch embeddings.
       patch_scores: f32[B, h, w] distances to the nearest bank row.
       nn_index: i32[B, h, w] index of that row.
@@ -163,12 +203,12 @@ def reweighted_max_score(
     arg = jnp.argmax(flat_scores, axis=1)
     s_star = jnp.take_along_axis(flat_scores, arg[:, None], axis=1)[:, 0]
     m_test = jnp.take_along_axis(flat_emb, arg[:, None, None], axis=1)[:, 0]  # f32[B, D]
-    m_star = memory_bank[jnp.take_along_axis(flat_nn, arg[:, None], axis=1)[:, 0]]  # f32[B, D]
+    m_star = _take(memory_bank, jnp.take_along_axis(flat_nn, arg[:, None], axis=1)[:, 0])  # f32[B, D]
     n_support = min(int(num_neighbors), memory_bank.shape[0])
     if n_support < 2:
         return s_star  # a single support sample gives weight 1 - 1 = 0; no re-weighting possible
-    _, support = nearest_neighbors(m_star, memory_bank, k=n_support, bank_chunk=bank_chunk)
-    support_feats = memory_bank[support]  # f32[B, b, D]
+    _, support = _nearest(memory_bank, m_star, n_support, bank_chunk)
+    support_feats = _take(memory_bank, support)  # f32[B, b, D]
     dists = jnp.sqrt(jnp.maximum(jnp.sum((support_feats - m_test[:, None, :]) ** 2, axis=-1), 0.0))
     # Softmax over the support distances; index 0 is m* itself, so its distance equals s*.
     weight = 1.0 - jax.nn.softmax(dists, axis=-1)[:, 0]

@@ -64,6 +64,7 @@ from models_jax.detectors.common import (
     shape_anomaly_maps,
 )
 from models_jax.detectors.memory_bank import (
+    ShardedBank,
     collect_embeddings,
     coreset_memory_bank,
     coreset_size,
@@ -72,8 +73,16 @@ from models_jax.detectors.memory_bank import (
 )
 from models_jax.detectors.patch_embedding import locally_aware_patches, patch_projection_kernel, tap_features
 
-__all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches", "patch_projection_kernel",
-           "state_shapes"]
+__all__ = [
+    "PatchCoreConfig",
+    "PatchCoreState",
+    "fit",
+    "predict",
+    "predict_bank_sharded",
+    "embed_patches",
+    "patch_projection_kernel",
+    "state_shapes",
+]
 
 
 def _ratio(_inst, attribute, value) -> None:
@@ -186,17 +195,34 @@ def fit(
     return PatchCoreState(config=config, backbone_variables=variables, memory_bank=bank)
 
 
-@partial(jax.jit, static_argnums=(2,))
-def _predict(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int]) -> Prediction:
+def _scores_and_maps(state: PatchCoreState, memory_bank, images: jax.Array, out_hw: tuple[int, int]) -> Prediction:
+    """``memory_bank``: the whole bank ``f32[M, D]``, or this device's :class:`ShardedBank` view."""
     config = state.config
     emb = embed_patches(config, state.backbone_variables, images)  # f32[B, h, w, D]
-    dists, idx = nearest_patch_distances(emb, state.memory_bank, k=1, bank_chunk=config.knn_chunk)
+    dists, idx = nearest_patch_distances(emb, memory_bank, k=1, bank_chunk=config.knn_chunk)
     patch_scores = dists[..., 0]
     scores = reweighted_max_score(
-        state.memory_bank, emb, patch_scores, idx[..., 0], num_neighbors=config.num_neighbors, bank_chunk=config.knn_chunk
+        memory_bank, emb, patch_scores, idx[..., 0], num_neighbors=config.num_neighbors, bank_chunk=config.knn_chunk
     )
     maps = shape_anomaly_maps(patch_scores, config.image_size, out_hw, config.blur_sigma)
     return Prediction(scores=scores.astype(jnp.float32), maps=maps)
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _predict(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int]) -> Prediction:
+    return _scores_and_maps(state, state.memory_bank, images, out_hw)
+
+
+def predict_bank_sharded(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int], axis: str) -> Prediction:
+    """:func:`predict` on one device of a mesh over which the bank's rows are sharded.
+
+    Call it inside ``jax.shard_map`` (:func:`pyimgano.devices.data_parallel` does):
+    ``state.memory_bank`` is this device's block of rows and ``images`` its slice of the
+    batch; the nearest-neighbour searches and bank lookups are reduced across ``axis``
+    (:class:`~models_jax.detectors.memory_bank.ShardedBank`), so the result equals
+    :func:`predict` with the whole bank on one device.
+    """
+    return _scores_and_maps(state, ShardedBank(state.memory_bank, axis), images, out_hw)
 
 
 def predict(state: PatchCoreState, images: jax.Array, out_hw: tuple[int, int] | None = None) -> Prediction:

@@ -1,6 +1,7 @@
 """Device-side building blocks shared by the detectors (pure JAX).
 
-- :mod:`~models_jax.ops.knn` -- chunked exact k-nearest neighbours, single device or bank sharded.
+- :mod:`~models_jax.ops.knn` -- chunked exact k-nearest neighbours, single device or bank sharded
+  (``nearest_neighbors_across`` / ``take_rows_across`` inside ``shard_map``).
 - :mod:`~models_jax.ops.coreset` -- greedy k-center coreset on a random projection.
 - :mod:`~models_jax.ops.gaussian` -- Gaussian blur with scipy's ``reflect`` boundary.
 - :mod:`~models_jax.ops.pooling` -- ``adaptive_avg_pool1d`` over the channel axis.
@@ -18,13 +19,21 @@ from models_jax.ops.gaussian_stats import (
     init_moments,
     mahalanobis,
 )
-from models_jax.ops.knn import nearest_neighbors, nearest_neighbors_sharded, pairwise_sq_distances
+from models_jax.ops.knn import (
+    nearest_neighbors,
+    nearest_neighbors_across,
+    nearest_neighbors_sharded,
+    pairwise_sq_distances,
+    take_rows_across,
+)
 from models_jax.ops.outliers import local_outlier_factor, nearest_other_distance
 from models_jax.ops.pooling import adaptive_avg_pool_last, adaptive_avg_pool_matrix
 
 __all__ = [
     "nearest_neighbors",
     "nearest_neighbors_sharded",
+    "nearest_neighbors_across",
+    "take_rows_across",
     "pairwise_sq_distances",
     "greedy_coreset",
     "random_projection",

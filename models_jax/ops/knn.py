@@ -29,7 +29,15 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-__all__ = ["nearest_neighbors", "nearest_neighbors_sharded", "pairwise_sq_distances", "chunk_layout", "GROUP"]
+__all__ = [
+    "nearest_neighbors",
+    "nearest_neighbors_sharded",
+    "nearest_neighbors_across",
+    "take_rows_across",
+    "pairwise_sq_distances",
+    "chunk_layout",
+    "GROUP",
+]
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -209,3 +217,55 @@ def nearest_neighbors_sharded(
     bank = jax.device_put(bank.astype(jnp.float32), NamedSharding(mesh, P(axis)))
     sq, idx = search(queries.astype(jnp.float32), bank)
     return jnp.sqrt(sq), idx
+
+
+# -- searching a bank whose rows are sharded, from inside ``shard_map`` -------------------------
+
+
+def nearest_neighbors_across(queries: jax.Array, local_bank: jax.Array, axis: str, *, k: int = 1, bank_chunk: int = 4096):
+    """:func:`nearest_neighbors` of this device's queries against a bank sharded over ``axis``.
+
+    Call it inside ``jax.shard_map``: every device holds its own ``queries f32[Q, D]``
+    (the same ``Q`` on each) and its block of bank rows ``local_bank f32[M/n, D]``
+    (device ``i`` holds global rows ``i*M/n ...``). The queries of all devices are
+    gathered, each device searches its rows for all of them (exact distances of its
+    candidates from difference vectors), and an all-to-all sends every device the
+    candidates for its own queries, of which it keeps the ``k`` nearest. No device
+    ever holds more than its rows of the bank.
+
+    Returns:
+      ``(distances f32[Q, k], indices i32[Q, k])`` for this device's queries, global row
+      indices, ascending; equal to the search against the whole bank (ties aside).
+    """
+    n = jax.lax.axis_size(axis)
+    rows = local_bank.shape[0]
+    q = queries.shape[0]
+    offset = jax.lax.axis_index(axis) * rows
+    everyone = jax.lax.all_gather(queries, axis, tiled=True)  # f32[n*Q, D]
+    _, index = _topk_sq(everyone, local_bank, min(k, rows), bank_chunk, 0)
+    diff = everyone[:, None, :] - local_bank[index]
+    sq = jnp.sum(diff * diff, axis=-1)  # exact, like nearest_neighbors
+    # [n*Q, k] -> device j receives rows j*Q..(j+1)*Q from every device: [n, Q, k].
+    sq = jax.lax.all_to_all(sq.reshape(n, q, -1), axis, 0, 0, tiled=False)
+    index = jax.lax.all_to_all((index + offset).reshape(n, q, -1), axis, 0, 0, tiled=False)
+    sq = jnp.moveaxis(sq, 0, 1).reshape(q, -1)  # f32[Q, n*k], device-major
+    index = jnp.moveaxis(index, 0, 1).reshape(q, -1)
+    neg, pos = jax.lax.top_k(-sq, k)
+    return jnp.sqrt(-neg), jnp.take_along_axis(index, pos, axis=1)
+
+
+def take_rows_across(local_bank: jax.Array, indices: jax.Array, axis: str) -> jax.Array:
+    """``bank[indices]`` for a bank sharded over ``axis`` (inside ``jax.shard_map``).
+
+    ``indices i32[...]`` are this device's global row indices (the same shape on every
+    device); returns ``f32[..., D]``. Each device contributes the rows it holds and a
+    reduce-scatter hands every device its own.
+    """
+    n = jax.lax.axis_size(axis)
+    rows = local_bank.shape[0]
+    everyone = jax.lax.all_gather(indices.reshape(-1), axis, tiled=True)  # i32[n*K]
+    local = everyone - jax.lax.axis_index(axis) * rows
+    mine = (local >= 0) & (local < rows)
+    picked = jnp.where(mine[:, None], local_bank[jnp.clip(local, 0, rows - 1)], 0.0)
+    own = jax.lax.psum_scatter(picked.reshape(n, -1, local_bank.shape[1]), axis, scatter_dimension=0, tiled=False)
+    return own.reshape(indices.shape + (local_bank.shape[1],))

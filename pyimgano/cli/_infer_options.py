@@ -7,6 +7,7 @@ explicit flags; for defects: ``DefectsConfig`` defaults < the infer-config's
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -20,7 +21,10 @@ from pyimgano.presets import preset_overrides
 from pyimgano.tiling import TileConfig
 from pyimgano.workbench import InferConfig, InferConfigError, find_run_infer_config, load_infer_config
 
-__all__ = ["InferOptions", "resolve_options", "model_overrides"]
+__all__ = ["InferOptions", "resolve_options", "model_overrides", "COMPILATION_CACHE_ENV"]
+
+#: Environment variable naming the persistent compilation cache folder (``--compilation-cache``).
+COMPILATION_CACHE_ENV = "PYIMGANO_COMPILATION_CACHE"
 
 
 @attrs.frozen(eq=False)
@@ -62,6 +66,15 @@ class InferOptions:
     continue_on_error: bool
     max_errors: int | None
     profile_json: str | None
+    device: str
+    bank_sharding: str | None
+    compilation_cache: str | None
+    distributed: bool
+    coordinator: str | None
+    num_processes: int | None
+    process_id: int | None
+    ray_workers: int | None = None
+    ray_address: str | None = None
 
 
 def _pick(explicit, default):
@@ -204,6 +217,18 @@ def resolve_options(args) -> InferOptions:
         raise UsageError("--save-run DIR needs --train-dir (it saves the state fitted and calibrated in this run)")
     if args.holdout_fraction is not None and not 0.0 < args.holdout_fraction < 1.0:
         raise UsageError(f"invalid --holdout-fraction {args.holdout_fraction!r}; accepted: a number in (0, 1)")
+    if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
+        raise UsageError("--coordinator, --num-processes and --process-id need --distributed")
+    if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
+        raise UsageError(f"invalid --process-id {args.process_id}; accepted: 0..{args.num_processes - 1} "
+                         f"(--num-processes {args.num_processes})")
+    if args.ray_address and not args.ray_workers:
+        raise UsageError("--ray-address needs --ray-workers N")
+    if args.ray_workers and args.distributed:
+        raise UsageError("--ray-workers and --distributed are two ways to scale out; pass one")
+    if args.resume and args.distributed:
+        raise UsageError("--resume is not supported with --distributed yet; resume the run in one process, "
+                         "or re-run all processes without --resume")
     postprocess, postprocess_given = _postprocess(args, c)
     resize = tuple(args.resize) if args.resize is not None else c.resize
     _check_resize_limit(resize, args.max_image_pixels)
@@ -243,6 +268,15 @@ def resolve_options(args) -> InferOptions:
         continue_on_error=bool(args.continue_on_error),
         max_errors=args.max_errors,
         profile_json=args.profile_json,
+        device=_pick(args.device, c.device) or "auto",
+        bank_sharding=args.bank_sharding,
+        compilation_cache=_pick(args.compilation_cache, os.environ.get(COMPILATION_CACHE_ENV) or None),
+        distributed=bool(args.distributed),
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+        ray_workers=args.ray_workers,
+        ray_address=args.ray_address,
     )
 
 

@@ -47,7 +47,9 @@ def build_parser() -> CliParser:
     g.add_argument("--root", metavar="PATH", default=None, help="dataset.root (a folder; manifest: the JSONL file)")
     g.add_argument("--category", metavar="CAT", default=None, help="dataset.category, or 'all'")
     g.add_argument("--model", metavar="NAME", default=None, help="model.name (a registered detector)")
-    g.add_argument("--device", choices=DEVICES, default=None, help="model.device (the JAX backend the run must use)")
+    g.add_argument("--device", metavar="SPEC", default=None,
+                   help=f"model.device: the JAX devices the run uses, one of {', '.join(DEVICES)}, optionally with "
+                   "local indices, e.g. gpu:0,1 (default: the config's, auto); an unavailable one is an error")
     g.add_argument("--output-dir", metavar="DIR", default=None, help="output.output_dir")
 
     g = p.add_argument_group("actions")

@@ -26,6 +26,7 @@ import attrs
 
 from pyimgano.datasets import DATASET_LOADERS, check_resize
 from pyimgano.defects import DefectsConfig
+from pyimgano.devices import DEVICE_PLATFORMS, DeviceError, parse_device_spec
 from pyimgano.fileio import json_plain
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.tiling import TileConfig
@@ -67,8 +68,8 @@ DEFAULT_MODEL = "vision_patchcore"
 DEFAULT_CHECKPOINT_NAME = "detector_state.safetensors"
 #: ``dataset.category`` value that runs every category of the dataset.
 ALL_CATEGORIES = "all"
-#: ``model.device``: ``auto`` uses JAX's default backend; the others must be that backend.
-DEVICES = ("auto", "cpu", "gpu", "cuda", "tpu")
+#: ``model.device`` platforms (``auto``: JAX's default backend); ``gpu:0,1`` picks devices (pyimgano.devices).
+DEVICES = DEVICE_PLATFORMS
 #: ``dataset.input_mode``: ``paths`` decodes batch by batch; ``numpy`` decodes a split once into memory.
 INPUT_MODES = ("paths", "numpy")
 _CATEGORY_REQUIRED = ("mvtec", "visa", "btad")
@@ -85,6 +86,14 @@ def _resize(value: Any, path: str):
         return check_resize(value)
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _device(value: Any, path: str) -> str:
+    try:
+        parse_device_spec(value)
+    except DeviceError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return str(value)
 
 
 def _freeze(value: Any) -> Any:
@@ -117,7 +126,7 @@ class ModelSection:
     """``model``: the detector and its settings."""
 
     name: str = _field(DEFAULT_MODEL, check=a_string, help="registered detector name")
-    device: str = _field("auto", check=one_of(DEVICES), help="JAX backend the run must use")
+    device: str = _field("auto", check=_device, help="JAX devices the run uses: auto, cpu, gpu, tpu, or e.g. gpu:0,1")
     preset: str | None = _field(None, check=optional(a_string), help="model preset (pyimgano.presets)")
     pretrained: bool | None = _field(None, check=optional(a_bool), help="ImageNet backbone weights (default: the detector's)")
     contamination: float | None = _field(

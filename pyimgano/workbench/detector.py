@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import jax
 
 from pyimgano import api
 from pyimgano.calibration import DEFAULT_QUANTILE
+from pyimgano.devices import DeviceError, use_devices
 from pyimgano.presets import preset_overrides
 from pyimgano.registry import get_detector, list_detectors
 from pyimgano.workbench.config import WorkbenchConfig
@@ -24,9 +24,6 @@ __all__ = ["detector_overrides", "make_detector_config", "image_quantile", "chec
 
 #: ``training`` keys passed to a trained detector's config (when it has the field).
 TRAINING_KEYS = ("epochs", "lr", "batch_size")
-_BACKENDS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "tpu": "tpu"}
-
-
 def _spec(name: str):
     try:
         return get_detector(name)
@@ -102,22 +99,16 @@ def image_quantile(config: WorkbenchConfig) -> float:
 
 
 def check_device(device: str) -> str:
-    """The JAX backend the run uses; ``device`` (``auto``, ``cpu``, ``gpu``/``cuda``, ``tpu``) must match it.
+    """Select the JAX devices the run uses (:func:`pyimgano.devices.use_devices`); returns their platform.
 
-    JAX picks its backend when it starts (``JAX_PLATFORMS``), and pyimgano uses every local
-    device of it; a run never falls back silently to another device than the one asked for.
+    ``device`` is ``auto`` (every device of JAX's default backend), a platform (``cpu``,
+    ``gpu``/``cuda``/``rocm``, ``tpu``) or a platform with local indices (``gpu:0,1``).
+    A run never falls back silently to another device than the one asked for.
 
     Raises:
-        ConfigError: the requested platform is not JAX's backend.
+        ConfigError: the requested devices are not available (the message lists what is).
     """
-    backend = jax.default_backend()
-    if device == "auto":
-        return backend
-    wanted = _BACKENDS[device]
-    if wanted != backend:
-        raise ConfigError(
-            f"model.device: {device!r} was requested but JAX runs on {backend!r} "
-            f"({len(jax.local_devices())} device(s)); use model.device 'auto' or {backend!r} "
-            f"(--device {backend}), or install the JAX build for {wanted}"
-        )
-    return backend
+    try:
+        return use_devices(device)[0].platform
+    except DeviceError as exc:
+        raise ConfigError(f"model.device: {exc}") from None

@@ -31,6 +31,7 @@ import attrs
 
 from pyimgano._version import __version__
 from pyimgano.datasets import check_resize
+from pyimgano.devices import DeviceError, parse_device_spec
 from pyimgano.fileio import atomic_write_json
 from pyimgano.state import DetectorState, save_state
 
@@ -96,6 +97,7 @@ class InferConfig:
     preset: str | None = None
     checkpoint_path: str | None = None
     contamination: float | None = None
+    device: str | None = None
     threshold: float | None = None
     threshold_provenance: dict | None = None
     tiling: dict | None = None
@@ -153,6 +155,16 @@ def _parse_json(path: Path) -> Any:
         raise InferConfigError(f"cannot read infer-config {path}: {reason}") from None
     except InferConfigError as exc:
         raise InferConfigError(f"cannot read infer-config {path}: {exc}") from None
+
+
+def _device_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_device_spec(value)
+    except DeviceError as exc:
+        raise InferConfigError(f"infer-config model.device: {exc}") from None
+    return str(value)
 
 
 def _select_category(data: Mapping, category: str | None, path: Path) -> Mapping:
@@ -248,6 +260,7 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
         preset=_text_or_none(model.get("preset"), "infer-config model.preset"),
         checkpoint_path=checkpoint,
         contamination=_number_or_none(model.get("contamination"), "infer-config model.contamination"),
+        device=_device_or_none(model.get("device")),
         threshold=_number_or_none(data.get("threshold"), "infer-config 'threshold'"),
         threshold_provenance=dict(provenance) if provenance is not None else None,
         tiling=tiling,
