@@ -556,6 +556,8 @@ class RayBatchWorker:
             path = Path(tmp) / "state.safetensors"
             path.write_bytes(state_bytes)
             self.state = load_state(path)
+        if opts.bank_sharding is not None:  # as the driver places its own state
+            self.state = place_state(self.state, bank_sharding=opts.bank_sharding)
 
     def __call__(self, payload: str) -> str:
         rows = json.loads(payload)
