@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable
 
 import attrs
 
-from models_jax.detectors import padim, patchcore
+from models_jax.detectors import autoencoder, draem, padim, patchcore, reverse_distillation, stfpm
 
 __all__ = ["DetectorSpec", "KNOWN_TAGS", "DETECTORS", "get_detector", "list_detectors", "detector_specs"]
 
@@ -70,6 +70,47 @@ DETECTORS: dict[str, DetectorSpec] = _build_table(
             tags=frozenset({"numpy", "pixel_map", "pretrained_backbone"}),
             description="PaDiM: per-position Gaussian of backbone features, Mahalanobis distance",
             paper="Defard et al., PaDiM: a Patch Distribution Modeling Framework, ICPR 2021",
+        ),
+        DetectorSpec(
+            name="vision_stfpm",
+            config_cls=stfpm.STFPMConfig,
+            state_cls=stfpm.STFPMState,
+            fit=stfpm.fit,
+            predict=stfpm.predict,
+            tags=frozenset({"numpy", "pixel_map", "pretrained_backbone", "requires_training"}),
+            description="STFPM: a student trained to match a frozen teacher's normalised feature pyramid",
+            paper="Wang et al., Student-Teacher Feature Pyramid Matching for Anomaly Detection, BMVC 2021",
+        ),
+        DetectorSpec(
+            name="vision_reverse_distillation",
+            config_cls=reverse_distillation.ReverseDistillationConfig,
+            state_cls=reverse_distillation.ReverseDistillationState,
+            fit=reverse_distillation.fit,
+            predict=reverse_distillation.predict,
+            tags=frozenset({"numpy", "pixel_map", "pretrained_backbone", "requires_training"}),
+            description="Reverse Distillation: a decoder trained to reconstruct a frozen encoder from a one-class bottleneck",
+            paper="Deng & Li, Anomaly Detection via Reverse Distillation from One-Class Embedding, CVPR 2022",
+            aliases=("vision_reverse_dist",),
+        ),
+        DetectorSpec(
+            name="vision_draem",
+            config_cls=draem.DraemConfig,
+            state_cls=draem.DraemState,
+            fit=draem.fit,
+            predict=draem.predict,
+            tags=frozenset({"numpy", "pixel_map", "requires_training"}),
+            description="DRAEM: reconstructive + discriminative networks trained on simulated (Perlin-noise) anomalies",
+            paper="Zavrtanik et al., DRAEM: a discriminatively trained reconstruction embedding, ICCV 2021",
+        ),
+        DetectorSpec(
+            name="vision_ae",
+            config_cls=autoencoder.AutoencoderConfig,
+            state_cls=autoencoder.AutoencoderState,
+            fit=autoencoder.fit,
+            predict=autoencoder.predict,
+            tags=frozenset({"numpy", "pixel_map", "requires_training"}),
+            description="Convolutional autoencoder with a reconstruction-error map (the micro-finetune model)",
+            paper="Bergmann et al., MVTec AD (autoencoder baseline), CVPR 2019",
         ),
     ]
 )
