@@ -26,7 +26,7 @@ class DetectorSpec:
     name: str
     config_cls: type
     state_cls: type
-    fit: Callable[..., Any]  # (config, batches, *, key, backbone_variables, progress) -> state
+    fit: Callable[..., Any]  # (config, batches, *, key, backbone_variables, progress[, checkpoints]) -> state
     predict: Callable[..., Any]  # (state, images f32[B,H,W,3], out_hw) -> Prediction
     tags: frozenset[str]
     description: str

@@ -43,8 +43,8 @@ class AutoencoderConfig:
 
     image_size: tuple[int, int] = attrs.field(default=(128, 128), converter=as_image_size)
     interpolation: str = "bilinear"
-    widths: tuple[int, ...] = attrs.field(default=(32, 64, 128, 256), converter=tuple_or_none)
-    latent_channels: int = attrs.field(default=64, validator=positive)
+    widths: tuple[int, ...] = attrs.field(default=(16, 32, 64, 128), converter=tuple_or_none)
+    latent_channels: int = attrs.field(default=32, validator=positive)
     blur_sigma: float = 4.0
     epochs: int = 20
     lr: float = 1e-3

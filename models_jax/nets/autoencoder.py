@@ -20,8 +20,8 @@ class ConvAutoencoder(nn.Module):
     level, and a 3x3 conv to 3 channels with a sigmoid.
     """
 
-    widths: tuple[int, ...] = (32, 64, 128, 256)
-    latent_channels: int = 64
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    latent_channels: int = 32
     train: bool = False
 
     @nn.compact

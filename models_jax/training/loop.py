@@ -111,6 +111,10 @@ def epoch_order(order_key: jax.Array, epoch: int, num_examples: int) -> np.ndarr
     return np.asarray(jax.random.permutation(jax.random.fold_in(order_key, epoch), num_examples))
 
 
+def _is_typed(key) -> bool:
+    return jax.dtypes.issubdtype(getattr(key, "dtype", np.uint32), jax.dtypes.prng_key)
+
+
 def _plain(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
@@ -217,6 +221,3 @@ def run_training(
             )
     return TrainingResult(state=state, history=tuple(history), resumed_epochs=start)
 
-
-def _is_typed(key) -> bool:
-    return jax.dtypes.issubdtype(getattr(key, "dtype", np.uint32), jax.dtypes.prng_key)
