@@ -13,9 +13,8 @@ also receive a checkpoint store when ``checkpoint_dir`` is given
 
 from __future__ import annotations
 
-from typing import Callable
-
 import os
+from typing import Callable
 
 import attrs
 import jax
