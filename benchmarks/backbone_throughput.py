@@ -1,7 +1,7 @@
 """Backbone throughput on CPU: Flax (jit, 1 and 2 host devices) next to PyTorch.
 
 Each backbone runs the forward pass the detectors use -- up to its stride-16
-tap, returning the stride-8 and stride-16 taps (Lite0 ``stage3``/``stage5``,
+tap, returning the stride-8 and stride-16 taps (Lite0/1/2 ``stage3``/``stage5``,
 ResNets ``layer2``/``layer3``) -- on a batch of random 224x224 images with
 random weights (speed does not depend on the values).  Reported: images/s
 from the median of ``--repeats`` timed calls after one warm-up call.
@@ -11,7 +11,7 @@ from the median of ``--repeats`` timed calls after one warm-up call.
   ``jax.sharding.NamedSharding`` (``--xla_force_host_platform_device_count=2``,
   set here before jax is imported); needs an even batch.
 - ``torch``: the reference PyTorch model (``efficientnet_lite_pytorch`` for
-  Lite0, torchvision for the ResNets) truncated at the same depth, NCHW,
+  the Lites, torchvision for the ResNets) truncated at the same depth, NCHW,
   ``torch.inference_mode``, ``torch.set_num_threads(os.cpu_count())``, denormals
   flushed to zero as XLA does.  "n/a"
   when torch or the model's package is not importable; ``--torch-python``
@@ -35,10 +35,12 @@ import subprocess
 import sys
 import time
 
-DEFAULT_BACKBONES = ("efficientnet_lite0", "resnet18", "wide_resnet50_2")
+DEFAULT_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "wide_resnet50_2")
 # The detectors' stride-8 / stride-16 taps; the forward stops after the second.
 DETECTOR_TAPS = {
     "efficientnet_lite0": ("stage3", "stage5"),
+    "efficientnet_lite1": ("stage3", "stage5"),
+    "efficientnet_lite2": ("stage3", "stage5"),
     "resnet18": ("layer2", "layer3"),
     "wide_resnet50_2": ("layer2", "layer3"),
 }
@@ -77,11 +79,12 @@ def _median_seconds(fn, repeats: int) -> float:
 
 def _torch_model(name: str):
     """A callable NCHW tensor -> tensor running the reference model up to the stride-16 tap."""
-    if name == "efficientnet_lite0":
+    if name.startswith("efficientnet_lite"):
         from efficientnet_lite_pytorch import EfficientNet
 
-        model = EfficientNet.from_name("efficientnet-lite0", image_size=None).eval()
-        last_block = 11  # the end of block group 5 (stage5): 1 + 2 + 2 + 3 + 3 blocks
+        model = EfficientNet.from_name(name.replace("_", "-"), image_size=None).eval()
+        # The end of block group 5 (stage5): Lite0 1 + 2 + 2 + 3 + 3 blocks, Lite1/2 1 + 3 + 3 + 4 + 4.
+        last_block = 11 if name == "efficientnet_lite0" else 15
 
         def forward(x):
             x = model._swish(model._bn0(model._conv_stem(x)))

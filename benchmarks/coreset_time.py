@@ -20,7 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-import models_jax.detectors.patchcore as patchcore
+import models_jax.detectors.memory_bank as memory_bank  # PatchCore selects its coreset here
 import pyimgano
 from models_jax.ops.coreset import random_projection
 
@@ -49,7 +49,7 @@ def main() -> int:
         raise SystemExit(f"no training images under {args.root}/{args.category}/train/good")
 
     seen = {}
-    greedy = patchcore.greedy_coreset
+    greedy = memory_bank.greedy_coreset
 
     def timed(features, n, **kwargs):
         jax.block_until_ready(features)
@@ -58,11 +58,11 @@ def main() -> int:
         seen.update(seconds=time.perf_counter() - t0, features=features, n=n)
         return idx
 
-    patchcore.greedy_coreset = timed
+    memory_bank.greedy_coreset = timed
     try:
         pyimgano.fit("vision_patchcore", train)
     finally:
-        patchcore.greedy_coreset = greedy
+        memory_bank.greedy_coreset = greedy
     proj = random_projection(seen["features"], 128, key=jax.random.key(0))
     jax.block_until_ready(_dense_steps(proj, 500))
     t0 = time.perf_counter()

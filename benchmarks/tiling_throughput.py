@@ -47,6 +47,7 @@ def _worker(args: argparse.Namespace) -> dict:
     import numpy as np
 
     import pyimgano
+    from models_jax.backbones import get_backbone_spec
     from pyimgano.inference.tiling import TiledDetector
 
     rng = np.random.default_rng(0)
@@ -56,7 +57,7 @@ def _worker(args: argparse.Namespace) -> dict:
     frame = frame.astype(np.uint8)
     crops = np.stack([frame[y : y + TILE, x : x + TILE] for y in (0, 768, 1536) for x in (0, 768, 1536)])
 
-    pretrained = args.backbone == "efficientnet_lite0"
+    pretrained = get_backbone_spec(args.backbone).has_pretrained
     try:
         state = pyimgano.fit(
             "vision_patchcore", crops, "rgb_u8_hwc", backbone=args.backbone, pretrained=pretrained,

@@ -2,25 +2,34 @@
 
     python examples/multihost_score.py            # launches 2 worker processes on this machine
 
-Each process is one "host": it joins the JAX cluster, loads the same fitted
-state file, scores its own share of the frames on its local devices (the same
-``pyimgano.score`` call as on a single machine: the batch is sharded over the
-process's local devices), and the scores of all hosts are gathered in input
-order with ``process_allgather``.  On a real cluster start one process per host
-with ``--coordinator HOST:PORT --num-processes N --process-id I``; on CPU the
-collectives need ``jax_cpu_collectives_implementation="gloo"``.  Offline, about
-half a minute (a tiny random-weight backbone keeps it fast).
+Each process is one "host": it joins the JAX cluster (:func:`pyimgano.multihost.join`),
+loads the same fitted state file, scores its own share of the frames on its local
+devices (the same ``pyimgano.score`` call as on a single machine: the batch is sharded
+over the process's local devices), and the per-frame records of all hosts are
+exchanged (:meth:`~pyimgano.multihost.Cluster.exchange`, JAX's ``process_allgather``
+underneath) so that process 0 prints them in input order as JSONL, the lines one
+process would print. On a real cluster start one process per host with
+``--coordinator HOST:PORT --num-processes N --process-id I`` (or let the scheduler's
+environment drive :func:`~pyimgano.multihost.join`); on CPU the collectives use gloo.
+For folders of images, ``pyimgano-infer --distributed`` does the same with every
+record field (docs/scaling.md). Offline, about half a minute (a tiny random-weight
+backbone keeps it fast).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import jax
 import numpy as np
+
+import pyimgano
+from pyimgano import multihost
 
 
 def _frames(n: int, seed: int) -> np.ndarray:
@@ -32,36 +41,40 @@ def _frames(n: int, seed: int) -> np.ndarray:
     return frames
 
 
+def records(state, frames: np.ndarray, indices) -> list[dict]:
+    """``{index, score, label}`` of ``frames[indices]``, scored in batches of 4 (the same batches on every host)."""
+    out = []
+    for start in range(0, len(indices), 4):
+        chunk = list(indices[start : start + 4])
+        scores = np.asarray(pyimgano.score(state, frames[chunk], "rgb_u8_hwc"))
+        out += [{"index": i, "score": float(s), "label": int(s > state.threshold)} for i, s in zip(chunk, scores)]
+    return out
+
+
 def worker(args) -> int:
-    import jax
-
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
-    from jax.experimental import multihost_utils
-
-    import pyimgano
-
+    cluster = multihost.join(args.coordinator, args.num_processes, args.process_id)  # before any other JAX use
     state = pyimgano.load_state(args.state)
     frames = _frames(16, seed=1)
-    share = np.array_split(np.arange(len(frames)), jax.process_count())[jax.process_index()]
-    local = np.asarray(pyimgano.score(state, frames[share], "rgb_u8_hwc"))
-    gathered = multihost_utils.process_allgather(np.pad(local, (0, 8 - len(local))))  # equal shapes per host
-    scores = np.concatenate([g[: len(s)] for g, s in zip(gathered, np.array_split(np.arange(16), jax.process_count()))])
-    if jax.process_index() == 0:
-        print(f"{jax.process_count()} processes x {jax.local_device_count()} local device(s)")
-        print("scores:", [round(float(s), 3) for s in scores])
-        print("defect frames score higher:", bool(scores[8:].min() > scores[:8].max()))
-    jax.distributed.shutdown()
+    batches = [list(range(b, min(b + 4, len(frames)))) for b in range(0, len(frames), 4)]
+    own = [r for b in cluster.share(len(batches)) for r in records(state, frames, batches[b])]  # round-robin batches
+    gathered = sorted((r for part in cluster.exchange(own) for r in part), key=lambda r: r["index"])
+    if cluster.is_leader:
+        print(f"# {cluster.size} processes x {jax.local_device_count()} local device(s)", file=sys.stderr)
+        for record in gathered:
+            print(json.dumps(record, sort_keys=True))
+        alone = records(state, frames, range(len(frames)))  # what one process would print
+        print(f"# same records as one process: {gathered == alone}; defect frames flagged: "
+              f"{[r['index'] for r in gathered if r['label']]}", file=sys.stderr)
+    multihost.leave(cluster)
     return 0
 
 
 def launch(num_processes: int, port: int) -> int:
-    import pyimgano
-
     with tempfile.TemporaryDirectory() as tmp:
         train = _frames(16, seed=0)[:8]  # normal frames only
         state = pyimgano.fit("vision_patchcore", train, "rgb_u8_hwc", backbone="tiny_resnet", pretrained=False,
                              image_size=64, coreset_ratio=0.5)
+        state = pyimgano.calibrate(state, _frames(32, seed=2)[:16], "rgb_u8_hwc")  # other normal frames
         path = pyimgano.save_state(state, Path(tmp) / "state.pyimgano")
         cmd = [sys.executable, __file__, "--state", str(path), "--coordinator", f"127.0.0.1:{port}",
                "--num-processes", str(num_processes)]

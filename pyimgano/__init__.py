@@ -31,11 +31,15 @@ __all__ = [
     "with_pixel_threshold",
     "with_tiling",
     "with_postprocess",
+    "place_state",
     "TileConfig",
     "save_state",
     "load_state",
     "get_detector",
     "list_detectors",
+    "register_detector",
+    "load_plugins",
+    "make_score_ensemble",
 ]
 
 _LAZY = {
@@ -50,11 +54,15 @@ _LAZY = {
     "with_pixel_threshold": "pyimgano.state",
     "with_tiling": "pyimgano.state",
     "with_postprocess": "pyimgano.state",
+    "place_state": "pyimgano.state",
     "TileConfig": "pyimgano.tiling",
     "save_state": "pyimgano.state",
     "load_state": "pyimgano.state",
     "get_detector": "pyimgano.registry",
     "list_detectors": "pyimgano.registry",
+    "register_detector": "pyimgano.registry",
+    "load_plugins": "pyimgano.plugins",
+    "make_score_ensemble": "pyimgano.ensemble",
 }
 
 

@@ -2,9 +2,10 @@
 
 Each public function takes user frames (arrays of a declared
 :class:`~pyimgano.inputs.ImageFormat`, or image paths), canonicalises them once
-at this edge (:func:`pyimgano.inputs.canonical_batches`, one batch in memory at a
-time) and hands canonical frames to :func:`pyimgano.scoring.predict_frames`, which
-runs the detector's jitted program with the state's tiling and post-processing.
+at this edge (:func:`pyimgano.inputs.canonical_batches`, a batch at a time) and hands
+canonical frames to :func:`pyimgano.scoring.predict_frame_stream`, which runs the
+detector's jitted program with the state's tiling and post-processing, decoding the
+next batch while the device scores the current one (at most two batches in memory).
 ``fit`` reads the backbone weights through the shell (:mod:`pyimgano.weights`) and
 gives them to the detector's pure ``fit``. Trained detectors (tag ``requires_training``)
 also receive a checkpoint store when ``checkpoint_dir`` is given
@@ -22,11 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyimgano.checkpoints import CheckpointDir
-from pyimgano.devices import replicate
 from pyimgano.inputs import canonical_batches, input_items
-from pyimgano.registry import detector_specs, get_detector
-from pyimgano.scoring import predict_frames, prepare_frames
-from pyimgano.state import DetectorState
+from pyimgano.registry import get_detector, spec_for_config
+from pyimgano.scoring import predict_frame_stream, prepare_frames
+from pyimgano.state import DetectorState, place_state
 from pyimgano.weights import backbone_variables_for
 
 __all__ = ["fit", "score", "anomaly_maps", "predict", "make_config"]
@@ -45,13 +45,8 @@ def make_config(name_or_config, **overrides):
         if unknown:
             raise ValueError(f"unknown {spec.name} option(s) {unknown}; accepted: {accepted}")
         return spec.name, spec.config_cls(**overrides)
-    for spec in detector_specs():
-        if isinstance(name_or_config, spec.config_cls):
-            return spec.name, attrs.evolve(name_or_config, **overrides) if overrides else name_or_config
-    raise TypeError(
-        f"expected a detector name or config object, got {type(name_or_config).__name__}; "
-        f"names: {sorted(s.name for s in detector_specs())}"
-    )
+    spec = spec_for_config(name_or_config)
+    return spec.name, attrs.evolve(name_or_config, **overrides) if overrides else name_or_config
 
 
 def _check_state(state) -> None:
@@ -111,15 +106,15 @@ def fit(
     key = jax.random.PRNGKey(config.seed) if key is None else key
     prepared = (prepare_frames(config, chunk) for chunk in batches)
     model = spec.fit(config, prepared, key=key, backbone_variables=variables, progress=progress, **fit_options)
-    return DetectorState(detector=name, model=replicate(model))
+    return place_state(DetectorState(detector=name, model=model))
 
 
 def _predict(state, frames, fmt, u16_max, batch_size, want_maps):
     _check_state(state)
     batch_size = batch_size or state.config.batch_size
     scores, maps = [], []
-    for chunk in canonical_batches(frames, input_format=fmt, batch_size=batch_size, u16_max=u16_max):
-        s, m = predict_frames(state, chunk, want_maps=want_maps, batch_size=batch_size)
+    chunks = canonical_batches(frames, input_format=fmt, batch_size=batch_size, u16_max=u16_max)
+    for s, m in predict_frame_stream(state, chunks, want_maps=want_maps, batch_size=batch_size):
         scores.append(s)
         maps.extend(m or ())
     return (np.concatenate(scores) if scores else np.zeros((0,), np.float32)), maps

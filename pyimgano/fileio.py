@@ -8,13 +8,17 @@ converted weights, maps, masks, overlays, reports and profiles.
   over the target with ``os.replace``: readers see the old file or the
   complete new one, never a half-written file. The file gets the permissions
   a plain ``open(path, "w")`` would give (``0o666`` minus the process umask),
-  not ``mkstemp``'s private ``0o600``.
+  not ``mkstemp``'s private ``0o600``. The temporary file is named after its
+  target (``.tmp-<name>.<random>.part``), so what a killed writer left behind
+  can be found and removed (:func:`stale_temp_files`) without touching anyone
+  else's files.
 * :func:`flatten_tree` / :func:`unflatten_tree` turn nested mappings of arrays
   into ``{"a/b/leaf": array}`` and back (safetensors stores flat names).
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import math
@@ -30,6 +34,8 @@ __all__ = [
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
     "atomic_write_bytes",
+    "stale_temp_files",
+    "remove_stale_temp_files",
     "atomic_write_json",
     "atomic_write_npy",
     "json_plain",
@@ -37,9 +43,10 @@ __all__ = [
     "unflatten_tree",
 ]
 
-#: Temporary files are named ``.tmp-<random>.part`` in the destination folder.
+#: Temporary files are named ``.tmp-<target name>.<random>.part`` in the destination folder.
 TEMP_PREFIX = ".tmp-"
 TEMP_SUFFIX = ".part"
+_TEMP_NAME_CHARS = 64  # of the target's name, so a temp name stays well under NAME_MAX
 
 _UMASK_LOCK = threading.Lock()
 
@@ -73,7 +80,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -86,6 +93,34 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
             os.unlink(tmp)
         raise
     return path
+
+
+def _temp_prefix(path: str) -> str:
+    return f"{TEMP_PREFIX}{os.path.basename(path)[:_TEMP_NAME_CHARS]}."
+
+
+def stale_temp_files(path: str | os.PathLike) -> list[str]:
+    """Temporary files :func:`atomic_write_bytes` left beside ``path`` when its process was killed.
+
+    Only names of ``path``'s own pattern (``.tmp-<name>.<random>.part``) are listed.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = glob.escape(_temp_prefix(path)) + "*" + glob.escape(TEMP_SUFFIX)
+    return sorted(p for p in glob.glob(os.path.join(glob.escape(folder), pattern)) if os.path.isfile(p))
+
+
+def remove_stale_temp_files(paths) -> list[str]:
+    """Remove :func:`stale_temp_files` of every target in ``paths``; returns what was removed."""
+    removed = []
+    for target in paths:
+        for stale in stale_temp_files(target):
+            try:
+                os.unlink(stale)
+                removed.append(stale)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def json_plain(value: Any) -> Any:

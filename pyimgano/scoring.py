@@ -20,14 +20,14 @@ state reuses every compiled program; scores-only calls prune the maps.
 from __future__ import annotations
 
 import functools
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones import get_backbone_spec
-from pyimgano.devices import data_parallel, device_count, shard_batch
+from pyimgano.devices import AXIS, data_parallel, device_count, shard_batch, sharded_fields
 from pyimgano.inputs import IMAGENET_MEAN, IMAGENET_STD, group_by_size, prepare_backbone_input
 from pyimgano.registry import get_detector
 from pyimgano.state import DetectorState
@@ -39,6 +39,7 @@ __all__ = [
     "preprocess_on_device",
     "predict_preprocessed",
     "predict_frames",
+    "predict_frame_stream",
     "supports_maps",
     "run_scores",
     "run_predict",
@@ -126,32 +127,41 @@ def predict_preprocessed(state: DetectorState, images: jax.Array, out_hw: tuple[
 # ``model`` is the state's model pytree; batches are sharded over the local devices.
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def run_scores(detector: str, model, images: jax.Array) -> jax.Array:
-    predict = get_detector(detector).predict
-    return data_parallel(lambda m, x: predict(m, x, tuple(m.config.image_size)).scores)(model, images)
+def _device_predict(detector: str, sharded: frozenset[str]):
+    """The detector's per-device predict: the plain one, or the bank-sharded one when ``sharded``."""
+    spec = get_detector(detector)
+    if not sharded:
+        return spec.predict
+    return lambda m, x, out_hw: spec.predict_bank_sharded(m, x, out_hw, AXIS)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def run_predict(detector: str, model, images: jax.Array, out_hw: tuple[int, int]):
-    predict = get_detector(detector).predict
+def run_scores(detector: str, model, images: jax.Array, sharded: frozenset[str] = frozenset()) -> jax.Array:
+    predict = _device_predict(detector, sharded)
+    return data_parallel(lambda m, x: predict(m, x, tuple(m.config.image_size)).scores, sharded)(model, images)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def run_predict(detector: str, model, images: jax.Array, out_hw: tuple[int, int], sharded: frozenset[str] = frozenset()):
+    predict = _device_predict(detector, sharded)
 
     def run(m, x):
         pred = predict(m, x, out_hw)
         return pred.scores, pred.maps
 
-    return data_parallel(run)(model, images)
+    return data_parallel(run, sharded)(model, images)
 
 
-@functools.partial(jax.jit, static_argnames=("detector", "plan", "tiling", "want_maps"))
-def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfig, want_maps: bool):
+@functools.partial(jax.jit, static_argnames=("detector", "plan", "tiling", "want_maps", "sharded"))
+def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfig, want_maps: bool,
+              sharded: frozenset[str] = frozenset()):
     """frames u8[B, H, W, 3] canonical RGB -> (scores f32[B], maps f32[B, H, W] | None)."""
-    predict = get_detector(detector).predict
+    predict = _device_predict(detector, sharded)
     t = plan.tile_size
     n_dev = device_count()
 
     def run(m, x):
-        # One device's share of the tiles (all of them on one device): no collectives.
+        # One device's share of the tiles (all of them on one device); no collectives unless the bank is sharded.
         pred = predict(m, preprocess_on_device(m.config, x), (t, t))
         return (pred.scores, pred.maps) if want_maps else pred.scores
 
@@ -161,57 +171,78 @@ def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfi
         if padded != total:
             # Repeat the last tile so the tile axis divides over the devices; sliced off below.
             tiles = jnp.concatenate([tiles, jnp.repeat(tiles[-1:], padded - total, axis=0)], axis=0)
-        out = data_parallel(run)(model, tiles)
+        out = data_parallel(run, sharded)(model, tiles)
         return jax.tree.map(lambda a: a[:total], out)
 
     return tiled_forward(predict_tiles, frames, plan, tiling, want_maps=want_maps)
 
 
 # -- host drivers -----------------------------------------------------------------------------
+# Scoring is split into a dispatch (host preprocessing and the asynchronous jitted calls, which
+# return at once) and a gather (waiting for the results). Dispatching every part of a group, or
+# the next batch of a stream, before gathering the previous one lets the host resize and
+# normalise while the device computes.
 
 
-def _fixed_chunks(batch: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Chunks of exactly ``size`` rows (the last padded by repeating its last row), so each shape compiles once."""
-    for start in range(0, len(batch), size):
-        chunk = batch[start : start + size]
-        valid = len(chunk)
-        if valid < size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - valid, axis=0)], axis=0)
-        yield chunk, valid
+def _pad_rows(chunk: np.ndarray, size: int) -> np.ndarray:
+    """Pad to exactly ``size`` rows by repeating the last row, so each shape compiles once."""
+    if len(chunk) == size:
+        return chunk
+    return np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)], axis=0)
 
 
-def _predict_whole(state: DetectorState, frames: list[np.ndarray], want_maps: bool, batch_size: int):
-    """Untiled: same-size canonical frames -> (scores f32[n], maps f32[n, H, W] | None)."""
-    prepared = prepare_frames(state.config, frames)
+def _dispatch_whole(state: DetectorState, frames: list[np.ndarray], want_maps: bool, batch_size: int):
+    """Untiled: start scoring same-size canonical frames; returns ``[(scores, maps | None, valid)]`` on device."""
     n_dev = device_count()
-    size = -(-min(batch_size, len(prepared)) // n_dev) * n_dev
+    size = -(-min(batch_size, len(frames)) // n_dev) * n_dev
     out_hw = tuple(frames[0].shape[:2])
-    scores, maps = [], []
-    for chunk, valid in _fixed_chunks(prepared, size):
+    sharded = sharded_fields(state.model)
+    parts = []
+    for start in range(0, len(frames), size):
+        prepared = prepare_frames(state.config, frames[start : start + size])
+        valid = len(prepared)
+        batch = shard_batch(_pad_rows(prepared, size))
         if want_maps:
-            s, m = run_predict(state.detector, state.model, shard_batch(chunk), out_hw)
-            maps.append(np.asarray(m)[:valid])
+            s, m = run_predict(state.detector, state.model, batch, out_hw, sharded)
         else:
-            s = run_scores(state.detector, state.model, shard_batch(chunk))
-        scores.append(np.asarray(s)[:valid])
-    return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+            s, m = run_scores(state.detector, state.model, batch, sharded), None
+        parts.append((s, m, valid))
+    return parts
 
 
-def _predict_tiled(state: DetectorState, frames: list[np.ndarray], want_maps: bool, batch_size: int):
-    """Tiled: same-size canonical frames -> (scores f32[n], maps f32[n, H, W] | None)."""
+def _dispatch_tiled(state: DetectorState, frames: list[np.ndarray], want_maps: bool, batch_size: int):
+    """Tiled: start scoring same-size canonical frames; returns ``[(scores, maps | None, valid)]`` on device."""
     batch = np.stack(frames)
     plan = state.tiling.plan(*batch.shape[1:3])
     # ``batch_size`` counts tiles: frames per call so that one call scores about that many.
     size = max(1, min(len(batch), batch_size // plan.num_tiles))
-    scores, maps = [], []
-    for chunk, valid in _fixed_chunks(batch, size):
+    parts = []
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
         s, m = run_tiled(
-            state.model, chunk, detector=state.detector, plan=plan, tiling=state.tiling, want_maps=want_maps
+            state.model, _pad_rows(chunk, size), detector=state.detector, plan=plan, tiling=state.tiling,
+            want_maps=want_maps, sharded=sharded_fields(state.model),
         )
-        scores.append(np.asarray(s)[:valid])
+        parts.append((s, m, len(chunk)))
+    return parts
+
+
+def _dispatch(state: DetectorState, frames: Sequence[np.ndarray], want_maps: bool, batch_size: int):
+    run = _dispatch_tiled if state.tiling is not None else _dispatch_whole
+    return [(indices, run(state, [frames[i] for i in indices], want_maps, batch_size)) for indices in group_by_size(frames)]
+
+
+def _gather(job, n: int, want_maps: bool, post) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    scores = np.zeros(n, np.float32)
+    maps: list[np.ndarray | None] = [None] * n
+    for indices, parts in job:
+        scores[indices] = np.concatenate([np.asarray(s)[:valid] for s, _, valid in parts])
         if want_maps:
-            maps.append(np.asarray(m)[:valid])
-    return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+            group_maps = np.concatenate([np.asarray(m)[:valid] for _, m, valid in parts])
+            for j, i in enumerate(indices):
+                one = np.asarray(group_maps[j], dtype=np.float32)
+                maps[i] = np.asarray(post(one), dtype=np.float32) if post is not None else one
+    return scores, (maps if want_maps else None)
 
 
 def supports_maps(state: DetectorState) -> bool:
@@ -243,18 +274,35 @@ def predict_frames(
       ``(scores f32[N], maps)`` in input order; ``maps`` is a list of ``f32[H, W]`` at each
       frame's size, or None.
     """
-    n = len(frames)
     batch_size = int(batch_size or getattr(state.config, "batch_size", 16))
     want_maps = bool(want_maps) and supports_maps(state)
     post = state.postprocess if postprocess is UNSET else postprocess
-    scores = np.zeros(n, np.float32)
-    maps: list[np.ndarray | None] = [None] * n
-    run = _predict_tiled if state.tiling is not None else _predict_whole
-    for indices in group_by_size(frames):
-        s, m = run(state, [frames[i] for i in indices], want_maps, batch_size)
-        scores[indices] = s
-        if m is not None:
-            for j, i in enumerate(indices):
-                one = np.asarray(m[j], dtype=np.float32)
-                maps[i] = np.asarray(post(one), dtype=np.float32) if post is not None else one
-    return scores, (maps if want_maps else None)
+    return _gather(_dispatch(state, frames, want_maps, batch_size), len(frames), want_maps, post)
+
+
+def predict_frame_stream(
+    state: DetectorState,
+    chunks: Iterable[Sequence[np.ndarray]],
+    *,
+    want_maps: bool,
+    batch_size: int | None = None,
+    postprocess=UNSET,
+) -> Iterator[tuple[np.ndarray, list[np.ndarray] | None]]:
+    """:func:`predict_frames` over a stream of chunks, one chunk ahead.
+
+    Yields ``(scores, maps)`` per chunk of ``chunks`` (e.g. from
+    :func:`pyimgano.inputs.canonical_batches`), in order. Chunk ``i + 1`` is decoded,
+    preprocessed and dispatched before the results of chunk ``i`` are waited for, so
+    host work overlaps the device's; at most two chunks are in memory.
+    """
+    batch_size = int(batch_size or getattr(state.config, "batch_size", 16))
+    want_maps = bool(want_maps) and supports_maps(state)
+    post = state.postprocess if postprocess is UNSET else postprocess
+    pending = None
+    for frames in chunks:
+        job = (_dispatch(state, frames, want_maps, batch_size), len(frames))
+        if pending is not None:
+            yield _gather(pending[0], pending[1], want_maps, post)
+        pending = job
+    if pending is not None:
+        yield _gather(pending[0], pending[1], want_maps, post)

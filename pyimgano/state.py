@@ -18,13 +18,30 @@ thresholds; new map post-processing changes the maps but not the scores, so
 The file is a safetensors archive (no pickle): every array leaf of the model
 under a ``/``-joined path, plus a JSON metadata header (``format``,
 ``schema_version``, detector, config, thresholds with provenance, tiling,
-postprocess). Loading reads schema 1 (image threshold only) and 2, and refuses
-newer schemas.
+postprocess). Schema 3 adds ``content_sha256``, a hash of the tensors and every
+other header field (:mod:`pyimgano.state_integrity`). Loading reads schemas 1
+(image threshold only), 2 and 3, and refuses newer ones.
+
+Loading checks the state before returning it, so a bad state is one clear
+``ValueError`` at load time: the content hash (required from schema 3; files of
+schemas 1 and 2 have none and load with a logged warning), finite thresholds,
+finite numeric arrays, the arrays' shapes and dtypes against the detector's config
+(its ``state_shapes`` hook) and a ``jax.eval_shape`` trace of its ``predict``.
+
+How a model becomes tensors and a JSON config is per detector
+(:class:`StateCodec`): by default every non-config field of the model state is an
+array or a nested mapping of arrays, saved under its field name, and the config is
+``attrs.asdict`` (lists read back as tuples). A detector whose state holds other
+states (the score ensemble) registers ``encode_state`` / ``decode_state`` hooks,
+which receive the codec to encode and decode their members recursively. The
+file layout is the same either way, so files written before the hooks existed
+load unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,9 +51,11 @@ import jax
 import numpy as np
 
 from pyimgano._version import __version__
-from pyimgano.fileio import atomic_write_bytes, flatten_tree, unflatten_tree
+from pyimgano.devices import place_model
+from pyimgano.fileio import atomic_write_bytes, flatten_tree, json_plain, unflatten_tree
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.registry import get_detector
+from pyimgano.state_integrity import HASH_FIELD, check_model_arrays, check_model_traces, content_sha256
 from pyimgano.tiling import TileConfig
 
 __all__ = [
@@ -47,12 +66,20 @@ __all__ = [
     "with_pixel_threshold",
     "with_tiling",
     "with_postprocess",
+    "state_file_content",
+    "state_sha256",
+    "place_state",
     "STATE_FORMAT",
     "STATE_SCHEMA_VERSION",
+    "StateCodec",
+    "STATE_CODEC",
 ]
 
 STATE_FORMAT = "pyimgano-detector-state"
-STATE_SCHEMA_VERSION = 2
+STATE_SCHEMA_VERSION = 3
+_FIRST_HASHED_SCHEMA = 3
+
+log = logging.getLogger("pyimgano.state")
 
 
 def _freeze_value(value, where: str):
@@ -229,6 +256,24 @@ def with_postprocess(state: DetectorState, postprocess: AnomalyMapPostprocess | 
     return attrs.evolve(state, postprocess=postprocess, pixel_threshold=None, pixel_threshold_provenance=None)
 
 
+def place_state(state: DetectorState, *, bank_sharding: str | None = None) -> DetectorState:
+    """A copy of ``state`` placed on the devices in use (:func:`pyimgano.devices.use_devices`).
+
+    The model is replicated on every device, except a memory bank (PatchCore's) whose rows
+    are sharded over the devices when ``bank_sharding`` is ``on``, or ``auto`` (the
+    default, or ``PYIMGANO_BANK_SHARDING``) and the bank is too large for one device's
+    memory (:func:`pyimgano.devices.should_shard_bank`). Scoring then reduces the
+    nearest-neighbour search across the devices; scores and maps are the same either way.
+    :func:`pyimgano.fit` and :func:`load_state` place their states like this already.
+
+    Raises:
+      ValueError: an unknown ``bank_sharding``.
+    """
+    _check_state(state)
+    spec = get_detector(state.detector)
+    return attrs.evolve(state, model=place_model(state.model, bank_field=spec.bank_field, bank_sharding=bank_sharding))
+
+
 # -- the state file ---------------------------------------------------------------------------
 
 
@@ -237,34 +282,111 @@ def _config_from_json(config_cls, data: Mapping) -> Any:
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ValueError(f"state file config has unknown fields {unknown} for {config_cls.__name__}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    kwargs = {k: _tuples(v) if isinstance(v, list) else v for k, v in data.items()}
     return config_cls(**kwargs)
 
 
-def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
-    """Write ``state`` to one file atomically (temp file + rename); returns the path."""
-    from safetensors.numpy import save
+def _tuples(value):
+    """JSON lists -> tuples, recursively (configs are hashable)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
+
+class StateCodec:
+    """Turns a detector's model state into ``(tensors, config_json)`` and back.
+
+    ``tensors`` is a flat ``{"path/of/leaf": array}`` dict (safetensors names),
+    ``config_json`` a JSON-serialisable dict. A detector spec may register hooks
+    that replace the default for its own states:
+
+    - ``encode_state(model, codec) -> (tensors, config_json)``
+    - ``decode_state(config_json, tensors, codec) -> model``
+
+    where ``codec`` is this object, so a hook can encode nested member states with
+    :meth:`encode`, decode them with :meth:`decode` and look up their specs with
+    :meth:`spec` (e.g. to find a member's ``predict``).
+    """
+
+    def spec(self, detector: str):
+        """The registered :class:`~pyimgano.registry.DetectorSpec` of ``detector``."""
+        return get_detector(detector)
+
+    def encode(self, detector: str, model) -> tuple[dict[str, np.ndarray], dict]:
+        """``(tensors, config_json)`` of ``model``, a state of detector ``detector``.
+
+        Raises:
+          ValueError: a field is neither an array nor a mapping of arrays (register
+            ``encode_state`` for such states), or an unknown detector.
+        """
+        spec = self.spec(detector)
+        if spec.encode_state is not None:
+            tensors, config = spec.encode_state(model, self)
+        else:
+            tensors, config = self._encode_fields(spec, model), attrs.asdict(model.config, recurse=True)
+        # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
+        return {name: np.array(value, order="C") for name, value in tensors.items()}, json_plain(config)
+
+    def decode(self, detector: str, config_json: Mapping, tensors: Mapping[str, np.ndarray]):
+        """The model state of detector ``detector`` from :meth:`encode`'s output.
+
+        Raises:
+          ValueError: unknown detector or config fields, a detector registered without
+            ``state_cls`` (and no ``decode_state``), or tensors that do not fit the state.
+        """
+        spec = self.spec(detector)
+        if spec.decode_state is not None:
+            return spec.decode_state(dict(config_json), dict(tensors), self)
+        if spec.state_cls is None:
+            raise ValueError(
+                f"detector {spec.name!r} was registered without state_cls, so its states cannot be loaded; "
+                "register it with state_cls= (or decode_state=)"
+            )
+        config = _config_from_json(spec.config_cls, config_json)
+        fields = jax.tree_util.tree_map(jax.numpy.asarray, unflatten_tree(tensors))
+        try:
+            return spec.state_cls(config=config, **fields)
+        except TypeError as exc:
+            raise ValueError(f"the saved tensors do not fit {spec.state_cls.__name__}: {exc}") from None
+
+    @staticmethod
+    def _encode_fields(spec, model) -> dict[str, Any]:
+        tensors: dict[str, Any] = {}
+        for field in attrs.fields(type(model)):
+            if field.name == "config":
+                continue
+            value = getattr(model, field.name)
+            if isinstance(value, Mapping):
+                tensors.update(flatten_tree(value, field.name))
+            elif hasattr(value, "shape") and hasattr(value, "dtype"):
+                tensors[field.name] = value
+            else:
+                raise ValueError(
+                    f"{spec.name} state field {field.name!r} is a {type(value).__name__}, not an array or a "
+                    "mapping of arrays; register the detector with encode_state/decode_state to save it"
+                )
+        return tensors
+
+
+#: The codec :func:`save_state` and :func:`load_state` use.
+STATE_CODEC = StateCodec()
+
+
+def state_file_content(state: DetectorState) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``(tensors, header)`` of the file :func:`save_state` writes, hash included.
+
+    Raises:
+      TypeError: not a :class:`DetectorState`.
+      ValueError: the model's arrays are non-finite or do not fit its config.
+    """
     _check_state(state)
     spec = get_detector(state.detector)
-    model = state.model
-    tensors: dict[str, np.ndarray] = {}
-    for field in attrs.fields(type(model)):
-        if field.name == "config":
-            continue
-        value = getattr(model, field.name)
-        if isinstance(value, Mapping):
-            tensors.update(flatten_tree(value, field.name))
-        else:
-            tensors[field.name] = value
-    # np.array(order="C") rather than ascontiguousarray, which turns 0-d arrays into 1-d.
-    tensors = {name: np.array(value, order="C") for name, value in tensors.items()}
+    check_model_arrays(spec, state.model, f"refusing to save the {state.detector} state")
+    tensors, config = STATE_CODEC.encode(spec.name, state.model)
     metadata = {
         "format": STATE_FORMAT,
         "schema_version": str(STATE_SCHEMA_VERSION),
         "pyimgano_version": __version__,
         "detector": spec.name,
-        "config": json.dumps(attrs.asdict(model.config), sort_keys=True),
+        "config": json.dumps(config, sort_keys=True),
         "threshold": json.dumps(state.threshold),
         "threshold_provenance": json.dumps(state.provenance, sort_keys=True),
         "pixel_threshold": json.dumps(state.pixel_threshold),
@@ -272,9 +394,32 @@ def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
         "tiling": json.dumps(None if state.tiling is None else state.tiling.to_dict(), sort_keys=True),
         "postprocess": json.dumps(None if state.postprocess is None else state.postprocess.to_dict(), sort_keys=True),
     }
+    metadata[HASH_FIELD] = content_sha256(tensors, metadata)
+    return tensors, metadata
+
+
+def save_state(state: DetectorState, path: str | os.PathLike) -> Path:
+    """Write ``state`` to one file atomically (temp file + rename); returns the path.
+
+    The header carries a content hash (schema 3) that :func:`load_state` checks.
+
+    Raises:
+      TypeError: not a :class:`DetectorState`.
+      ValueError: the model holds non-finite values or arrays that do not fit its
+        config (such a state is refused rather than saved).
+    """
+    from safetensors.numpy import save
+
+    tensors, metadata = state_file_content(state)
     path = Path(path)
     atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
+
+
+def state_sha256(state: DetectorState) -> str:
+    """The content hash :func:`save_state` would write for ``state`` (a fingerprint of the
+    model, thresholds, tiling and post-processing, independent of where it is stored)."""
+    return state_file_content(state)[1][HASH_FIELD]
 
 
 def _json_field(metadata: Mapping[str, str], key: str, path: Path):
@@ -284,13 +429,40 @@ def _json_field(metadata: Mapping[str, str], key: str, path: Path):
         raise ValueError(f"{path}: state header field {key!r} is not valid JSON ({exc.msg})") from None
 
 
+def _check_hash(metadata: Mapping[str, str], tensors: Mapping[str, np.ndarray], version: int, path: Path) -> None:
+    recorded = metadata.get(HASH_FIELD)
+    if recorded is None:
+        if version >= _FIRST_HASHED_SCHEMA:
+            raise ValueError(f"{path}: state schema {version} requires a {HASH_FIELD} header field, and it is missing")
+        log.warning("%s: state schema %d has no content hash, so damage to it cannot be detected; "
+                    "load it and save it again (pyimgano.save_state) to add one", path, version)
+        return
+    actual = content_sha256(tensors, metadata)
+    if actual != recorded:
+        raise ValueError(
+            f"{path}: content hash mismatch (header {str(recorded)[:16]}..., content {actual[:16]}...): the file "
+            "was damaged or changed after it was written; restore it from a good copy"
+        )
+
+
+def _finite_or_none(value, what: str, path: Path) -> float | None:
+    if value is None:
+        return None
+    try:
+        return _finite_threshold(value, what)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def load_state(path: str | os.PathLike) -> DetectorState:
-    """Read a state written by :func:`save_state`.
+    """Read a state written by :func:`save_state`, and check it (module docstring).
 
     Raises:
       FileNotFoundError: the path does not exist.
-      ValueError: not a pyimgano state file, a newer schema, or a config / threshold /
-        tiling / post-processing block this version rejects.
+      ValueError: not a pyimgano state file, a newer schema, a content hash that does
+        not match, a non-finite threshold, non-finite or mis-shaped arrays, arrays that
+        do not fit the detector's config, or a config / tiling / post-processing block
+        this version rejects. The message names the file and every problem.
     """
     from safetensors import safe_open
 
@@ -305,25 +477,37 @@ def load_state(path: str | os.PathLike) -> DetectorState:
         raise ValueError(f"{path} is not a readable pyimgano detector state file: {exc}") from exc
     if metadata.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not a pyimgano detector state file (format={metadata.get('format')!r})")
-    version = int(metadata.get("schema_version", "0"))
+    try:
+        version = int(metadata.get("schema_version", "0"))
+    except ValueError:
+        raise ValueError(f"{path}: schema_version {metadata.get('schema_version')!r} is not an integer") from None
     if version > STATE_SCHEMA_VERSION:
         raise ValueError(
             f"{path} was written with state schema {version}, newer than this pyimgano "
             f"({__version__}) supports ({STATE_SCHEMA_VERSION}); upgrade pyimgano to load it"
         )
-    spec = get_detector(metadata["detector"])
-    config = _config_from_json(spec.config_cls, _json_field(metadata, "config", path))
-    fields = unflatten_tree(tensors)
-    model = spec.state_cls(config=config, **jax.tree_util.tree_map(jax.numpy.asarray, fields))
-    tiling = _json_field(metadata, "tiling", path)
-    postprocess = _json_field(metadata, "postprocess", path)
-    return DetectorState(
-        detector=spec.name,
-        model=model,
-        threshold=_json_field(metadata, "threshold", path),
-        threshold_provenance=_json_field(metadata, "threshold_provenance", path),
-        pixel_threshold=_json_field(metadata, "pixel_threshold", path),
-        pixel_threshold_provenance=_json_field(metadata, "pixel_threshold_provenance", path),
-        tiling=None if tiling is None else TileConfig.from_dict(tiling),
-        postprocess=None if postprocess is None else AnomalyMapPostprocess.from_dict(postprocess),
-    )
+    _check_hash(metadata, tensors, version, path)
+    try:
+        spec = get_detector(metadata.get("detector"))
+        model = STATE_CODEC.decode(spec.name, _json_field(metadata, "config", path), tensors)
+    except (TypeError, ValueError, AttributeError) as exc:
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        raise ValueError(message) from None
+    check_model_arrays(spec, model, str(path))
+    check_model_traces(spec, model, str(path))
+    try:
+        tiling = _json_field(metadata, "tiling", path)
+        postprocess = _json_field(metadata, "postprocess", path)
+        return place_state(DetectorState(
+            detector=spec.name,
+            model=model,
+            threshold=_finite_or_none(_json_field(metadata, "threshold", path), "threshold", path),
+            threshold_provenance=_json_field(metadata, "threshold_provenance", path),
+            pixel_threshold=_finite_or_none(_json_field(metadata, "pixel_threshold", path), "pixel_threshold", path),
+            pixel_threshold_provenance=_json_field(metadata, "pixel_threshold_provenance", path),
+            tiling=None if tiling is None else TileConfig.from_dict(tiling),
+            postprocess=None if postprocess is None else AnomalyMapPostprocess.from_dict(postprocess),
+        ))
+    except (TypeError, ValueError, AttributeError) as exc:
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        raise ValueError(message) from None

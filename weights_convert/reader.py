@@ -15,10 +15,14 @@ Two on-disk formats exist:
 
 Safety model: unpickling runs ``pickle`` opcodes, and ``GLOBAL`` + ``REDUCE``
 can call *any* importable function (``os.system``...).  :class:`_AllowListUnpickler`
-resolves globals only through :data:`_ALLOWED`, a table of the handful of
-names a tensor ``state_dict`` needs, each mapped to a numpy-producing stand-in
-defined here; torch is never imported and any other name raises
-:class:`UnsafeCheckpointError` before anything is called.
+resolves globals only through :data:`~weights_convert.allow_list.ALLOWED_GLOBALS`,
+a table of the handful of names a tensor ``state_dict`` needs, each mapped to a
+numpy-producing stand-in that the pickle cannot modify; torch is never imported
+and any other name raises :class:`UnsafeCheckpointError` before anything is
+called. Reading is bounded: zip members may not inflate far beyond their stored
+size, a legacy file is read once into memory (so the pickle can ask for no more
+bytes than the file has), shared containers are converted once and a container
+that contains itself is refused.
 """
 
 from __future__ import annotations
@@ -33,18 +37,18 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import ml_dtypes
 import numpy as np
 
+from weights_convert.allow_list import (
+    ALLOWED_GLOBALS,
+    CheckpointFormatError,
+    PendingTensor,
+    Storage,
+    StorageType,
+    UnsafeCheckpointError,
+)
+
 __all__ = ["read_state_dict", "read_checkpoint", "UnsafeCheckpointError", "CheckpointFormatError"]
-
-
-class UnsafeCheckpointError(ValueError):
-    """The checkpoint's pickle references a global outside the allow-list; nothing was executed."""
-
-
-class CheckpointFormatError(ValueError):
-    """The file is not a readable PyTorch checkpoint (corrupt, truncated, or an unsupported layout)."""
 
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -53,191 +57,10 @@ _LEGACY_PROTOCOL = 1001
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
 
 
-# --- stand-ins for the allow-listed torch globals ------------------------------------------------
-
-
-class _StorageType:
-    """Marker for ``torch.FloatStorage`` & co.: only carries the element dtype."""
-
-    __slots__ = ("name", "dtype")
-
-    def __init__(self, name: str, dtype: np.dtype):
-        self.name = name
-        self.dtype = np.dtype(dtype)
-
-    def __repr__(self) -> str:
-        return f"torch.{self.name}"
-
-
-class _TorchDtype:
-    """Marker for a pickled ``torch.<dtype>`` (used by ``_rebuild_tensor_v3``)."""
-
-    __slots__ = ("name", "dtype")
-
-    def __init__(self, name: str, dtype: np.dtype):
-        self.name = name
-        self.dtype = np.dtype(dtype)
-
-
-class _Marker:
-    """Marker for a class that is only ever compared, never called (``torch.Tensor``)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str):
-        self.name = name
-
-
-class _Storage:
-    """A storage referenced by a persistent id; its bytes are attached after unpickling.
-
-    ``offset``/``numel`` are in elements of ``dtype`` and select a view of the
-    root storage ``key`` (legacy view metadata; zip storages are whole roots).
-    """
-
-    __slots__ = ("key", "dtype", "offset", "numel")
-
-    def __init__(self, key: str, dtype: np.dtype, offset: int, numel: int):
-        self.key, self.dtype, self.offset, self.numel = key, dtype, offset, numel
-
-
-class _PendingTensor:
-    """A tensor whose storage bytes may not be read yet (legacy storages follow the pickle)."""
-
-    __slots__ = ("storage", "dtype", "offset", "shape", "strides")
-
-    def __init__(self, storage: _Storage, dtype: np.dtype, offset: int, shape: tuple, strides: tuple):
-        self.storage, self.dtype, self.offset, self.shape, self.strides = storage, dtype, offset, shape, strides
-
-
-def _int_tuple(value, what: str) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise CheckpointFormatError(f"tensor {what} must be a tuple of ints, got {value!r}")
-    return tuple(int(v) for v in value)
-
-
-def _make_tensor(storage, storage_offset, size, stride, dtype: np.dtype) -> _PendingTensor:
-    if not isinstance(storage, _Storage):
-        raise CheckpointFormatError(f"tensor storage must come from a persistent id, got {type(storage).__name__}")
-    if not isinstance(storage_offset, int) or storage_offset < 0:
-        raise CheckpointFormatError(f"tensor storage offset must be a non-negative int, got {storage_offset!r}")
-    shape, strides = _int_tuple(size, "size"), _int_tuple(stride, "stride")
-    if len(shape) != len(strides) or any(s < 0 for s in shape) or any(s < 0 for s in strides):
-        raise CheckpointFormatError(f"invalid tensor size {shape} / stride {strides}")
-    return _PendingTensor(storage, np.dtype(dtype), storage_offset, shape, strides)
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-    return _make_tensor(storage, storage_offset, size, stride, getattr(storage, "dtype", np.uint8))
-
-
-def _rebuild_tensor_v3(
-    storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None
-):
-    # v3 pairs an untyped (byte) storage with an explicit dtype; offsets/strides are in dtype elements.
-    if not isinstance(dtype, _TorchDtype):
-        raise CheckpointFormatError(f"_rebuild_tensor_v3 expects a torch dtype, got {dtype!r}")
-    return _make_tensor(storage, storage_offset, size, stride, dtype.dtype)
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
-    if not isinstance(data, _PendingTensor):
-        raise CheckpointFormatError(f"a Parameter must wrap a tensor, got {type(data).__name__}")
-    return data
-
-
-_TENSOR_REBUILDERS = (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter)
-
-
-def _rebuild_from_type_v2(func, new_type, args, state):
-    # torch uses this for tensors carrying Python attributes; only our own rebuilders may be called.
-    if func not in _TENSOR_REBUILDERS:
-        raise CheckpointFormatError(f"_rebuild_from_type_v2 with an unexpected function {func!r}")
-    if not isinstance(args, tuple):
-        raise CheckpointFormatError("_rebuild_from_type_v2 arguments must be a tuple")
-    return func(*args)
-
-
-def _torch_size(values=()):
-    return tuple(_int_tuple(tuple(values), "torch.Size"))
-
-
-def _codecs_encode(text, encoding="utf-8"):
-    # Protocol-2 pickles spell ``bytes`` objects as _codecs.encode(str, "latin1").
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
-        raise CheckpointFormatError(f"_codecs.encode({text!r:.40}, {encoding!r}) is not a bytes literal")
-    return text.encode(encoding)
-
-
-_STORAGE_DTYPES = {
-    "DoubleStorage": np.float64,
-    "FloatStorage": np.float32,
-    "HalfStorage": np.float16,
-    "BFloat16Storage": ml_dtypes.bfloat16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-    "ComplexDoubleStorage": np.complex128,
-    "ComplexFloatStorage": np.complex64,
-    "UntypedStorage": np.uint8,
-}
-
-_TORCH_DTYPES = {
-    "float64": np.float64,
-    "float32": np.float32,
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-    "int64": np.int64,
-    "int32": np.int32,
-    "int16": np.int16,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "uint16": np.uint16,
-    "uint32": np.uint32,
-    "uint64": np.uint64,
-    "bool": np.bool_,
-    "complex64": np.complex64,
-    "complex128": np.complex128,
-    "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
-    "float8_e5m2": ml_dtypes.float8_e5m2,
-}
-
-
-def _build_allow_list() -> dict[tuple[str, str], Any]:
-    allowed: dict[tuple[str, str], Any] = {
-        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor_v2,  # torch < 0.4: (storage, offset, size, stride)
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-        ("torch", "Tensor"): _Marker("torch.Tensor"),
-        ("torch.nn.parameter", "Parameter"): _Marker("torch.nn.parameter.Parameter"),
-        ("torch", "Size"): _torch_size,
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset,
-        ("__builtin__", "set"): set,
-        ("_codecs", "encode"): _codecs_encode,
-    }
-    for name, dtype in _STORAGE_DTYPES.items():
-        allowed[("torch", name)] = _StorageType(name, dtype)
-        allowed[("torch.storage", name)] = allowed[("torch", name)]
-    for name, dtype in _TORCH_DTYPES.items():
-        allowed[("torch", name)] = _TorchDtype(name, dtype)
-    return allowed
-
-
-_ALLOWED = _build_allow_list()
-
-
 class _AllowListUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose globals come only from :data:`_ALLOWED`.
+    """``pickle.Unpickler`` whose globals come only from :data:`ALLOWED_GLOBALS`.
 
-    ``persistent_load`` turns storage ids into :class:`_Storage` placeholders
+    ``persistent_load`` turns storage ids into :class:`Storage` placeholders
     (``storages`` collects them by key so the same root is shared).
     """
 
@@ -245,11 +68,11 @@ class _AllowListUnpickler(pickle.Unpickler):
         super().__init__(file, encoding="latin1")
         self._path = path
         self._legacy = legacy
-        self.storages: dict[str, _Storage] = {}
+        self.storages: dict[str, Storage] = {}
 
     def find_class(self, module: str, name: str):
         try:
-            return _ALLOWED[(module, name)]
+            return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise UnsafeCheckpointError(
                 f"{self._path}: checkpoint references the global {module}.{name}, which is not on the "
@@ -263,13 +86,13 @@ class _AllowListUnpickler(pickle.Unpickler):
         if len(pid) != expected:
             raise CheckpointFormatError(f"{self._path}: storage id {pid!r:.80} should have {expected} fields")
         storage_type, key, _location, numel = pid[1:5]
-        if not isinstance(storage_type, _StorageType):
+        if not isinstance(storage_type, StorageType):
             raise CheckpointFormatError(f"{self._path}: storage id names {storage_type!r}, not a storage type")
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
             raise CheckpointFormatError(f"{self._path}: malformed storage id {pid!r:.80}")
         root = self.storages.get(key)
         if root is None:
-            root = self.storages[key] = _Storage(key, storage_type.dtype, 0, numel)
+            root = self.storages[key] = Storage(key, storage_type.dtype, 0, numel)
         view = pid[5] if self._legacy else None
         if view is None:
             return root
@@ -277,13 +100,13 @@ class _AllowListUnpickler(pickle.Unpickler):
         if not (isinstance(view, tuple) and len(view) == 3 and all(isinstance(v, int) for v in view[1:])):
             raise CheckpointFormatError(f"{self._path}: malformed storage view {view!r:.80}")
         _view_key, offset, size = view
-        return _Storage(key, storage_type.dtype, offset, size)
+        return Storage(key, storage_type.dtype, offset, size)
 
 
 # --- format readers ------------------------------------------------------------------------------
 
 
-def _materialize(tensor: _PendingTensor, buffers: Mapping[str, bytes], byteorder: str, path: str) -> np.ndarray:
+def _materialize(tensor: PendingTensor, buffers: Mapping[str, bytes], byteorder: str, path: str) -> np.ndarray:
     storage = tensor.storage
     raw = buffers.get(storage.key)
     if raw is None:
@@ -316,17 +139,47 @@ def _materialize(tensor: _PendingTensor, buffers: Mapping[str, bytes], byteorder
     return array
 
 
-def _resolve(obj, convert: Callable[[_PendingTensor], np.ndarray]):
-    if isinstance(obj, _PendingTensor):
-        return convert(obj)
-    if isinstance(obj, dict):
+def _resolve(obj, convert: Callable[[PendingTensor], np.ndarray], memo: dict | None = None):
+    """Containers rebuilt with tensors materialised. Shared sub-objects are converted once
+    (memo by id: a pickle of a few hundred bytes can share one list 2**60 ways), and a
+    container that contains itself is refused."""
+    memo = {} if memo is None else memo
+    key = id(obj)
+    if key in memo:
+        if memo[key] is _IN_PROGRESS:
+            raise CheckpointFormatError("the checkpoint holds a container that contains itself")
+        return memo[key]
+    if isinstance(obj, PendingTensor):
+        memo[key] = convert(obj)
+    elif isinstance(obj, dict):
+        memo[key] = _IN_PROGRESS
         out = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
         for k, v in obj.items():
-            out[k] = _resolve(v, convert)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_resolve(v, convert) for v in obj)
-    return obj
+            out[k] = _resolve(v, convert, memo)
+        memo[key] = out
+    elif isinstance(obj, (list, tuple)):
+        memo[key] = _IN_PROGRESS
+        memo[key] = (list if isinstance(obj, list) else tuple)(_resolve(v, convert, memo) for v in obj)
+    else:
+        return obj
+    return memo[key]
+
+
+_IN_PROGRESS = object()
+
+
+_MAX_INFLATION = 100  # a compressed member may expand at most this much ...
+_INFLATION_FLOOR = 16 * 1024 * 1024  # ... beyond this size (torch stores members uncompressed)
+
+
+def _read_member(path: str, zf: zipfile.ZipFile, name: str) -> bytes:
+    """A zip member's bytes, refusing a declared size far beyond its stored size (a zip bomb)."""
+    info = zf.getinfo(name)
+    if info.file_size > max(_INFLATION_FLOOR, _MAX_INFLATION * info.compress_size):
+        raise CheckpointFormatError(
+            f"{path}: zip member {name!r} would expand from {info.compress_size} to {info.file_size} bytes; refused"
+        )
+    return zf.read(name)
 
 
 def _load_zip(path: str, zf: zipfile.ZipFile):
@@ -337,17 +190,17 @@ def _load_zip(path: str, zf: zipfile.ZipFile):
     prefix = pickles[0][: -len("data.pkl")]
     byteorder = "little"
     if prefix + "byteorder" in names:
-        byteorder = zf.read(prefix + "byteorder").decode("ascii", "replace").strip()
+        byteorder = _read_member(path, zf, prefix + "byteorder").decode("ascii", "replace").strip()
         if byteorder not in ("little", "big"):
             raise CheckpointFormatError(f"{path}: byteorder record says {byteorder!r}, expected 'little' or 'big'")
-    unpickler = _AllowListUnpickler(io.BytesIO(zf.read(pickles[0])), path, legacy=False)
+    unpickler = _AllowListUnpickler(io.BytesIO(_read_member(path, zf, pickles[0])), path, legacy=False)
     obj = unpickler.load()
     buffers = {}
     for key, storage in unpickler.storages.items():
         member = f"{prefix}data/{key}"
         if member not in names:
             raise CheckpointFormatError(f"{path}: storage record {member!r} is missing")
-        buffers[key] = zf.read(member)
+        buffers[key] = _read_member(path, zf, member)
         need = storage.numel * storage.dtype.itemsize
         if len(buffers[key]) < need:
             raise CheckpointFormatError(f"{path}: storage {key!r} has {len(buffers[key])} bytes, expected {need}")
@@ -410,13 +263,14 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             with zipfile.ZipFile(path_str) as zf:
                 obj, buffers, byteorder = _load_zip(path_str, zf)
         else:
-            with open(path_str, "rb") as f:
-                obj, buffers, byteorder = _load_legacy(path_str, f)
+            # In memory: every read the pickle asks for is bounded by the file's real size.
+            obj, buffers, byteorder = _load_legacy(path_str, io.BytesIO(Path(path_str).read_bytes()))
         return _resolve(obj, lambda t: _materialize(t, buffers, byteorder, path_str))
     except (UnsafeCheckpointError, CheckpointFormatError):
         raise
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError,
-            AttributeError, IndexError, struct.error, UnicodeDecodeError, OverflowError, MemoryError) as err:
+            AttributeError, IndexError, struct.error, UnicodeDecodeError, OverflowError, MemoryError,
+            RecursionError, NotImplementedError, zipfile.LargeZipFile) as err:
         raise CheckpointFormatError(f"{path_str}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
 
 

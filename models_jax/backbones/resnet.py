@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from models_jax.backbones.spec import TapCollector, check_image_batch, resolve_taps
 
-__all__ = ["ResNet", "RESNET_TAPS", "resnet_tap_channels"]
+__all__ = ["ResNet", "RESNET_TAPS", "resnet_tap_channels", "max_pool_3x3_s2"]
 
 RESNET_TAPS = ("stem", "layer1", "layer2", "layer3", "layer4")
 _BN_EPS = 1e-5
@@ -53,6 +53,25 @@ def _conv(features: int, kernel: int, stride: int, padding: int, name: str) -> n
 
 def _bn(name: str, train: bool = False) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=_BN_EPS, name=name)
+
+
+def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
+    """torchvision's stem max-pool (3x3, stride 2, padding 1 with -inf) as the max of 9 strided slices.
+
+    Equal to ``nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))`` (a max is
+    exact), written with pad/slice/max so that ONNX exporters map it to plain ops: jax2onnx
+    0.17 turns ``reduce_window`` on NHWC into a MaxPool that drops explicit padding (flax's
+    ``max_pool``) or that onnxruntime rejects (a 4-D kernel), see docs/export.md.
+    """
+    _, h, w, _ = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
+    out_h, out_w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    out = None
+    for dy in range(3):
+        for dx in range(3):
+            part = padded[:, dy : dy + 2 * out_h - 1 : 2, dx : dx + 2 * out_w - 1 : 2, :]
+            out = part if out is None else jnp.maximum(out, part)
+    return out
 
 
 class BasicBlock(nn.Module):
@@ -137,8 +156,7 @@ class ResNet(nn.Module):
         x = nn.relu(_bn("bn1", self.train)(_conv(self.stem_width, 7, 2, 3, "conv1")(x)))
         if collector.add("stem", x):
             return collector.features
-        # torchvision pads the max-pool with -inf, which is what flax's max_pool does.
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = max_pool_3x3_s2(x)
         in_features = self.stem_width
         for stage, (size, planes) in enumerate(zip(self.stage_sizes, self.stage_widths)):
             for index in range(size):

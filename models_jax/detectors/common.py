@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.backbones import BackboneSpec, get_backbone_spec
+from models_jax.backbones import BackboneSpec, backbone_variable_shapes, get_backbone_spec
 from models_jax.ops import gaussian_blur
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "tuple_or_none",
     "as_image_size",
     "BackboneFeatureConfig",
+    "backbone_variable_specs",
+    "layers_for",
 ]
 
 
@@ -133,8 +135,13 @@ def shape_anomaly_maps(
     return maps.astype(jnp.float32)
 
 
-def _layers_for(value, config) -> tuple[str, ...]:
-    """attrs converter (takes self): explicit taps validated, None -> the detector's default strides."""
+def layers_for(value, config) -> tuple[str, ...]:
+    """attrs converter (takes self): explicit taps validated, None -> the taps at ``config.LAYER_STRIDES``.
+
+    Reads ``config.backbone``, so a config class that redefines ``layers`` must
+    declare it after ``backbone``:
+    ``layers = attrs.field(default=None, converter=attrs.Converter(layers_for, takes_self=True))``.
+    """
     return resolve_layers(config.backbone, tuple_or_none(value), config.LAYER_STRIDES)
 
 
@@ -152,8 +159,14 @@ class BackboneFeatureConfig:
     LAYER_STRIDES: ClassVar[tuple[int, ...]] = (8, 16)
 
     backbone: str = "efficientnet_lite0"
-    layers: tuple[str, ...] = attrs.field(default=None, converter=attrs.Converter(_layers_for, takes_self=True))
+    layers: tuple[str, ...] = attrs.field(default=None, converter=attrs.Converter(layers_for, takes_self=True))
     pretrained: bool = True
     weights_path: str | None = None
     image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
     interpolation: str = "bilinear"
+
+
+def backbone_variable_specs(backbone: str, prefix: str = "backbone_variables") -> dict[str, tuple[tuple, str]]:
+    """``{"<prefix>/params/...": (shape, "float32")}`` of every variable of ``backbone``
+    (for a detector's ``state_shapes``; computed with ``jax.eval_shape``, no weights made)."""
+    return {f"{prefix}/{path}": (shape, "float32") for path, shape in backbone_variable_shapes(backbone).items()}

@@ -33,17 +33,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.backbones import build_backbone, get_backbone_spec
+from models_jax.backbones import build_backbone, get_backbone_spec, init_backbone_variables
 from models_jax.detectors.common import (
     BackboneFeatureConfig,
     Prediction,
+    backbone_variable_specs,
     pad_batch,
     positive,
     shape_anomaly_maps,
 )
 from models_jax.ops import accumulate_moments, finalize_gaussian, init_moments, inverse_cholesky_factor, mahalanobis
 
-__all__ = ["PaDiMConfig", "PaDiMState", "fit", "predict", "embed_positions"]
+__all__ = ["PaDiMConfig", "PaDiMState", "fit", "predict", "embed_positions", "state_shapes"]
 
 
 @attrs.frozen
@@ -97,6 +98,24 @@ def embed_positions(config: PaDiMConfig, backbone_variables, images: jax.Array, 
         grid = feats[tap]
         grids.append(jax.image.resize(grid, (b, h, w, grid.shape[-1]), method="nearest"))
     return jnp.take(jnp.concatenate(grids, axis=-1), channel_index, axis=-1)
+
+
+def state_shapes(config: PaDiMConfig) -> dict[str, tuple[tuple, str]]:
+    """``{array path: (shape, dtype)}`` of a fitted state of ``config``.
+
+    The number of positions ``P`` comes from ``jax.eval_shape`` of the fit's embedding
+    at ``config.image_size`` (nothing is computed).
+    """
+    variables = jax.eval_shape(lambda key: init_backbone_variables(config.backbone, key=key), jax.random.key(0))
+    image = jax.ShapeDtypeStruct((1, *config.image_size, 3), jnp.float32)
+    d = config.d_reduced
+    grid = jax.eval_shape(lambda v, x: embed_positions(config, v, x, jnp.arange(d)), variables, image)
+    positions = grid.shape[1] * grid.shape[2]
+    shapes = backbone_variable_specs(config.backbone)
+    shapes.update(
+        channel_index=((d,), "int32"), mean=((positions, d), "float32"), inv_cholesky=((positions, d, d), "float32")
+    )
+    return shapes
 
 
 @partial(jax.jit, static_argnums=0)

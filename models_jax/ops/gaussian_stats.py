@@ -96,12 +96,28 @@ def finalize_gaussian(moments: GaussianMoments, eps: float) -> tuple[jax.Array, 
     return mean, cov
 
 
+def _lower_triangular_inverse(lower: jax.Array) -> jax.Array:
+    """Inverse of lower-triangular ``f32[..., n, n]`` by 2x2 block recursion (batched matmuls only).
+
+    ``[[A, 0], [C, B]]^{-1} = [[A^{-1}, 0], [-B^{-1} C A^{-1}, B^{-1}]]``. On XLA:CPU the batched
+    triangular solve against the identity ran about 5x slower than this for PaDiM's
+    3,136 positions x 100 x 100 (13.5 s against 2.5 s, measured), and it dominated PaDiM's fit.
+    """
+    n = lower.shape[-1]
+    if n == 1:
+        return 1.0 / lower
+    h = n // 2
+    a_inv = _lower_triangular_inverse(lower[..., :h, :h])
+    b_inv = _lower_triangular_inverse(lower[..., h:, h:])
+    c_inv = -jnp.matmul(b_inv, jnp.matmul(lower[..., h:, :h], a_inv, precision=_HI), precision=_HI)
+    top = jnp.concatenate([a_inv, jnp.zeros(lower.shape[:-2] + (h, n - h), lower.dtype)], axis=-1)
+    return jnp.concatenate([top, jnp.concatenate([c_inv, b_inv], axis=-1)], axis=-2)
+
+
 @jax.jit
 def inverse_cholesky_factor(cov: jax.Array) -> jax.Array:
     """``L^{-1}`` f32[P, D, D] (lower triangular) for ``L L^T = cov``, per position."""
-    chol = jnp.linalg.cholesky(cov)
-    eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
-    return jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
+    return _lower_triangular_inverse(jnp.linalg.cholesky(cov))
 
 
 def mahalanobis(feats: jax.Array, mean: jax.Array, inv_chol: jax.Array) -> jax.Array:
@@ -109,6 +125,9 @@ def mahalanobis(feats: jax.Array, mean: jax.Array, inv_chol: jax.Array) -> jax.A
 
     ``|L^{-1} (x - mu)|`` with ``inv_chol = L^{-1}`` from :func:`inverse_cholesky_factor`.
     """
-    diff = feats - mean[None]  # f32[B, P, D]
-    z = jnp.einsum("pij,bpj->bpi", inv_chol, diff, precision=_HI)
-    return jnp.sqrt(jnp.maximum(jnp.sum(z * z, axis=-1), 0.0))
+    # Laid out as P batched [D, D] @ [D, B] products (positions as the batch axis, images
+    # as the matmul's columns): XLA:CPU runs this layout as plain batched GEMMs, about 4x
+    # faster than the same contraction written "pij,bpj->bpi" (measured, B=16, P=3136, D=100).
+    diff = jnp.transpose(feats - mean[None], (1, 2, 0))  # f32[P, D, B]
+    z = jax.lax.dot_general(inv_chol, diff, (((2,), (1,)), ((0,), (0,))), precision=_HI)  # f32[P, D, B]
+    return jnp.sqrt(jnp.maximum(jnp.sum(z * z, axis=1), 0.0)).T

@@ -14,7 +14,8 @@ Folders: a run owns what it writes. It records the files it is about to write in
 removes the files that manifest lists (so no stale map of an earlier run remains
 beside the new ones) and refuses to start when one of its targets exists but is
 not listed there (a file it does not own is never overwritten). Other files in the
-folder are left alone.
+folder are left alone. ``--resume`` keeps the files of the inputs already recorded.
+Temporary files a killed writer left for any of the targets are removed first.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from pyimgano.cli._outputs import check_writable_folder
 from pyimgano.cli.common import UsageError
-from pyimgano.fileio import atomic_write_json
+from pyimgano.fileio import atomic_write_json, remove_stale_temp_files
 
 __all__ = ["MANIFEST_NAME", "safe_component", "artifact_names", "ArtifactFolder"]
 
@@ -77,19 +79,19 @@ class ArtifactFolder:
             raise UsageError(f"{manifest} is not a readable pyimgano artifact manifest; remove it or pick another folder")
         return {str(f) for f in files if isinstance(f, str)}
 
-    def prepare(self, names: Iterable[str]) -> None:
+    def prepare(self, names: Iterable[str], keep: Iterable[str] = ()) -> None:
         """Claim the folder for these names: remove the previous run's files, refuse foreign ones.
 
+        ``keep`` names artifacts of the previous run that stay (``--resume``: inputs
+        already recorded). Temporary files a killed writer left for any target are removed.
+
         Raises:
-          UsageError: the folder is not writable, or a target exists that no pyimgano run wrote.
+          UsageError: the folder cannot be created or written (a file is created and
+            removed to prove it), or a target exists that no pyimgano run wrote.
         """
         targets = {self.path_for(name).relative_to(self.folder).as_posix() for name in names}
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create output folder {str(self.folder)!r}: {exc.strerror or exc}") from None
-        if not os.access(self.folder, os.W_OK):
-            raise UsageError(f"output folder {str(self.folder)!r} is not writable")
+        kept = {self.path_for(name).relative_to(self.folder).as_posix() for name in keep}
+        check_writable_folder(self.folder, "output folder")
         owned = self._owned()
         foreign = sorted(t for t in targets if t not in owned and (self.folder / t).exists())
         if foreign:
@@ -98,7 +100,8 @@ class ArtifactFolder:
                 f"{self.folder} already holds {shown}, not written by a pyimgano run; "
                 "pick an empty folder or remove those files (pyimgano never overwrites files it does not own)"
             )
-        for rel in sorted(owned):
+        remove_stale_temp_files([self.folder / MANIFEST_NAME, *(self.folder / t for t in targets | owned)])
+        for rel in sorted(owned - kept):
             stale = self.folder / rel
             if stale.is_file() and self.folder.resolve() in stale.resolve().parents:
                 stale.unlink()

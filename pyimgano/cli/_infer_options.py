@@ -7,6 +7,7 @@ explicit flags; for defects: ``DefectsConfig`` defaults < the infer-config's
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -14,12 +15,16 @@ import attrs
 from pyimgano.cli._infer_parser import DEFAULT_BATCH_SIZE, defect_dest, defect_fields
 from pyimgano.cli.common import UsageError
 from pyimgano.defects import DefectsConfig, config_from_infer_config, get_defects_preset
+from pyimgano.inputs import resolve_max_pixels
 from pyimgano.postprocess import AnomalyMapPostprocess
 from pyimgano.presets import preset_overrides
 from pyimgano.tiling import TileConfig
 from pyimgano.workbench import InferConfig, InferConfigError, find_run_infer_config, load_infer_config
 
-__all__ = ["InferOptions", "resolve_options", "model_overrides"]
+__all__ = ["InferOptions", "resolve_options", "model_overrides", "COMPILATION_CACHE_ENV"]
+
+#: Environment variable naming the persistent compilation cache folder (``--compilation-cache``).
+COMPILATION_CACHE_ENV = "PYIMGANO_COMPILATION_CACHE"
 
 
 @attrs.frozen(eq=False)
@@ -28,6 +33,7 @@ class InferOptions:
 
     inputs: tuple[str, ...]
     input_format: str | None
+    resize: tuple[int, int] | None
     plugins: tuple[str, ...]
     model: str | None
     model_kwargs: dict
@@ -55,9 +61,20 @@ class InferOptions:
     save_run: str | None
     save_jsonl: str | None
     batch_size: int
+    max_image_pixels: int | None
+    resume: bool
     continue_on_error: bool
     max_errors: int | None
     profile_json: str | None
+    device: str
+    bank_sharding: str | None
+    compilation_cache: str | None
+    distributed: bool
+    coordinator: str | None
+    num_processes: int | None
+    process_id: int | None
+    ray_workers: int | None = None
+    ray_address: str | None = None
 
 
 def _pick(explicit, default):
@@ -148,6 +165,21 @@ def _contamination(model_kwargs: dict, c: InferConfig) -> float | None:
     return float(value)
 
 
+def _check_resize_limit(resize, max_image_pixels) -> None:
+    """A resize target is decoded pixels too: it may not exceed the decode limit."""
+    if resize is None:
+        return
+    try:
+        limit = resolve_max_pixels(max_image_pixels)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if resize[0] * resize[1] > limit:
+        raise UsageError(
+            f"resize {list(resize)} is {resize[0] * resize[1]:,} pixels, above the decode limit of {limit:,} "
+            "(--max-image-pixels / PYIMGANO_MAX_IMAGE_PIXELS)"
+        )
+
+
 def resolve_options(args) -> InferOptions:
     """Layer explicit flags over the infer-config (if any) into :class:`InferOptions`.
 
@@ -179,14 +211,31 @@ def resolve_options(args) -> InferOptions:
         raise UsageError("--save-overlays needs --defects (overlays show the defect mask)")
     if args.max_errors is not None and not args.continue_on_error:
         raise UsageError("--max-errors N needs --continue-on-error")
+    if args.resume and not args.save_jsonl:
+        raise UsageError("--resume needs --save-jsonl FILE (records on stdout cannot be resumed)")
     if args.save_run and not args.train_dir:
         raise UsageError("--save-run DIR needs --train-dir (it saves the state fitted and calibrated in this run)")
     if args.holdout_fraction is not None and not 0.0 < args.holdout_fraction < 1.0:
         raise UsageError(f"invalid --holdout-fraction {args.holdout_fraction!r}; accepted: a number in (0, 1)")
+    if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
+        raise UsageError("--coordinator, --num-processes and --process-id need --distributed")
+    if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
+        raise UsageError(f"invalid --process-id {args.process_id}; accepted: 0..{args.num_processes - 1} "
+                         f"(--num-processes {args.num_processes})")
+    if args.ray_address and not args.ray_workers:
+        raise UsageError("--ray-address needs --ray-workers N")
+    if args.ray_workers and args.distributed:
+        raise UsageError("--ray-workers and --distributed are two ways to scale out; pass one")
+    if args.resume and args.distributed:
+        raise UsageError("--resume is not supported with --distributed yet; resume the run in one process, "
+                         "or re-run all processes without --resume")
     postprocess, postprocess_given = _postprocess(args, c)
+    resize = tuple(args.resize) if args.resize is not None else c.resize
+    _check_resize_limit(resize, args.max_image_pixels)
     return InferOptions(
         inputs=tuple(args.input),
         input_format=_pick(args.input_format, c.input_format),
+        resize=resize,
         plugins=tuple(args.plugin or ()),
         model=model,
         model_kwargs=model_kwargs,
@@ -214,9 +263,20 @@ def resolve_options(args) -> InferOptions:
         save_run=args.save_run,
         save_jsonl=args.save_jsonl,
         batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        max_image_pixels=args.max_image_pixels,
+        resume=bool(args.resume),
         continue_on_error=bool(args.continue_on_error),
         max_errors=args.max_errors,
         profile_json=args.profile_json,
+        device=_pick(args.device, c.device) or "auto",
+        bank_sharding=args.bank_sharding,
+        compilation_cache=_pick(args.compilation_cache, os.environ.get(COMPILATION_CACHE_ENV) or None),
+        distributed=bool(args.distributed),
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+        ray_workers=args.ray_workers,
+        ray_address=args.ray_address,
     )
 
 

@@ -28,6 +28,8 @@ from pyimgano.cli.common import (
 )
 from pyimgano.defects import DEFECT_PRESETS, DefectsConfig
 from pyimgano.defects.config import cli_flag
+from pyimgano.devices import BANK_SHARDING, DEVICE_PLATFORMS
+from pyimgano.inputs import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from pyimgano.postprocess import NORMALIZE_METHODS
 from pyimgano.presets import MODEL_PRESETS
 from pyimgano.tiling import MAP_REDUCES, SCORE_REDUCES
@@ -130,8 +132,14 @@ def build_parser() -> CliParser:
                    help="image file, folder (recursive, sorted) or glob; repeatable")
     g.add_argument("--input-format", default=None, metavar="FORMAT",
                    help="layout of .npy frame inputs, e.g. bgr_u8_hwc (required for .npy; never guessed)")
+    g.add_argument("--resize", type=int_type(1), nargs=2, default=None, metavar=("H", "W"),
+                   help="resize every decoded frame to H x W before scoring, as the workbench's dataset.resize "
+                   "(default: the frame's own size, or the infer-config's resize)")
     g.add_argument("--batch-size", type=int_type(1), default=None,
                    help=f"images per inference step (default: {DEFAULT_BATCH_SIZE})")
+    g.add_argument("--max-image-pixels", type=int_type(1), default=None, metavar="N",
+                   help="decode limit: an image file (or .npy frame) declaring more than N pixels is refused "
+                   f"before decoding (default: ${MAX_PIXELS_ENV}, else {DEFAULT_MAX_PIXELS} = 8192 x 8192)")
 
     g = p.add_argument_group("maps, post-processing, tiling")
     g.add_argument("--include-maps", action="store_true", default=None, help="compute anomaly maps; records carry their shape/dtype")
@@ -163,11 +171,43 @@ def build_parser() -> CliParser:
     for field in defect_fields():
         _add_defect_flag(g, field)
 
+    g = p.add_argument_group("devices and hosts")
+    g.add_argument("--device", default=None, metavar="SPEC",
+                   help=f"JAX devices to score on: {', '.join(DEVICE_PLATFORMS)}, optionally with local indices, "
+                   "e.g. gpu:0 or gpu:0,1; an unavailable one is an error, never a silent fallback "
+                   "(default: the infer-config's model.device, else auto = every device of JAX's default backend)")
+    g.add_argument("--bank-sharding", choices=BANK_SHARDING, default=None,
+                   help="split a memory bank's rows over the devices (on), keep it whole on every device (off), "
+                   "or split it only when larger than a quarter of one device's memory (auto) "
+                   "(default: $PYIMGANO_BANK_SHARDING, else auto)")
+    g.add_argument("--distributed", action="store_true", default=None,
+                   help="join a jax.distributed cluster (one process per host): each process scores every N-th batch "
+                   "on its own devices and process 0 writes all records in input order, the same JSONL as one "
+                   "process (coordinator and ranks from the flags below or the scheduler's environment)")
+    g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="with --distributed: address of process 0 (default: detected, or $JAX_COORDINATOR_ADDRESS)")
+    g.add_argument("--num-processes", type=int_type(1), default=None, metavar="N",
+                   help="with --distributed: number of processes (default: detected)")
+    g.add_argument("--process-id", type=int_type(0), default=None, metavar="I",
+                   help="with --distributed: this process's rank, 0..N-1 (default: detected)")
+    g.add_argument("--ray-workers", type=int_type(1), default=None, metavar="N",
+                   help="score the batches on N Ray actors (each its own JAX process) through ray.data; records "
+                   "come back in input order, as one process writes them; inputs and artifact folders must be "
+                   "readable/writable by every worker (needs pip install 'pyimgano[ray]') (default: off)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --ray-workers: a running Ray cluster ('auto' or HOST:PORT) (default: start a local one)")
+    g.add_argument("--compilation-cache", default=None, metavar="DIR",
+                   help="persistent JAX compilation cache folder: a restarted run reads its compiled programs "
+                   "back instead of recompiling (default: $PYIMGANO_COMPILATION_CACHE, else off)")
+
     g = p.add_argument_group("output and errors")
     g.add_argument("--save-jsonl", default=None, metavar="FILE", help="write records here (default: stdout)")
     g.add_argument("--continue-on-error", action="store_true", default=None,
                    help="write an error record for a failed input and go on; exit 1 at the end")
     g.add_argument("--max-errors", type=int_type(0), default=None, metavar="N",
                    help="with --continue-on-error: stop after more than N failed inputs (default: no limit)")
+    g.add_argument("--resume", action="store_true", default=None,
+                   help="with --save-jsonl: keep the records an interrupted run (same inputs and settings) wrote and "
+                   "score only the rest; the result equals an uninterrupted run's")
     g.add_argument("--profile-json", default=None, metavar="FILE", help="write counts and per-stage seconds here")
     return p

@@ -10,7 +10,10 @@ Rules (documented in ``docs/cli.md``):
 * anything else containing ``*``, ``?`` or ``[`` is a glob (``**`` recurses), its
   matches sorted;
 * a ``.npy`` file needs ``--input-format``: it holds one frame of that format, or a
-  batch with one more leading axis (one input per frame, named ``file.npy[i]``).
+  batch with one more leading axis (one input per frame, named ``file.npy[i]``). A
+  ``.npy`` file that cannot be read (pickled objects, corrupt, a FIFO) or has the wrong
+  shape is one input that fails when loaded, so ``--continue-on-error`` records it and
+  goes on.
 
 Repeated ``--input`` values keep their order; a path found twice is scored once.
 """
@@ -19,13 +22,21 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from pathlib import Path
 from typing import Iterable
 
 import attrs
 import numpy as np
 
-from pyimgano.inputs import load_image, normalize_numpy_image, parse_image_format
+from pyimgano.inputs import (
+    MAX_PIXELS_ENV,
+    ImageTooLargeError,
+    load_image,
+    normalize_numpy_image,
+    parse_image_format,
+    resolve_max_pixels,
+)
 
 __all__ = ["IMAGE_EXTENSIONS", "InputItem", "InputError", "discover_inputs", "load_item"]
 
@@ -100,26 +111,42 @@ def _glob_root(pattern: str) -> str:
     return str(Path(*fixed)) if fixed else "."
 
 
+def _npy_reason(exc: BaseException) -> str:
+    """Why numpy could not read a ``.npy`` file, in words that quote nothing of its content."""
+    if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+        return "it holds Python objects (pickled data), which are never loaded"
+    return f"not a readable .npy array file (corrupt or truncated; {type(exc).__name__})"
+
+
+def _open_npy(path: str) -> np.ndarray:
+    """A read-only memory map of a regular ``.npy`` file (no pickle); InputError otherwise."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InputError(f"cannot read .npy frame file {path!r}: {exc.strerror or type(exc).__name__}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"cannot read .npy frame file {path!r}: not a regular file; refused unread")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError/... for bad files
+        raise InputError(f"cannot read .npy frame file {path!r}: {_npy_reason(exc)}") from None
+
+
 def _npy_items(path: str, fmt, root: str) -> list[InputItem]:
+    """One input per frame of a readable ``.npy`` batch; a file that cannot be read or has the
+    wrong shape is one input that fails when loaded (an error record under --continue-on-error)."""
     if fmt is None:
         raise InputError(
             f"{path!r} is a .npy frame file: declare its layout with --input-format "
             "(e.g. bgr_u8_hwc, rgb_f32_chw); formats are never guessed"
         )
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:  # numpy raises ValueError/OSError/EOFError for bad headers
-        raise InputError(f"cannot read .npy frame file {path!r}: {exc}") from None
-    if arr.ndim == fmt.frame_ndim:
+        arr = _open_npy(path)
+    except InputError:
         return [InputItem(path, root=root)]
-    if arr.ndim == fmt.frame_ndim + 1:
-        if arr.shape[0] == 0:
-            raise InputError(f".npy frame file {path!r} holds an empty batch (shape {arr.shape})")
+    if arr.ndim == fmt.frame_ndim + 1 and arr.shape[0] > 0:
         return [InputItem(path, i, root=root) for i in range(arr.shape[0])]
-    raise InputError(
-        f".npy frame file {path!r} has shape {arr.shape}; --input-format {fmt.name} expects one frame "
-        f"{fmt.frame_shape} or a batch (N, ...) of them"
-    )
+    return [InputItem(path, root=root)]
 
 
 def discover_inputs(specs: Iterable[str], *, input_format=None, what: str = "--input") -> list[InputItem]:
@@ -132,7 +159,9 @@ def discover_inputs(specs: Iterable[str], *, input_format=None, what: str = "--i
 
     Raises:
       InputError: a path that does not exist, a glob or folder that matches no
-        image, a ``.npy`` file without ``input_format`` or of the wrong shape.
+        image, a ``.npy`` file without ``input_format`` (a ``.npy`` file that cannot
+        be read or has the wrong shape is listed as one input; :func:`load_item`
+        reports it).
       ValueError: an unknown ``input_format`` name (lists the accepted ones).
     """
     fmt = None if input_format is None else parse_image_format(input_format)
@@ -168,16 +197,44 @@ def discover_inputs(specs: Iterable[str], *, input_format=None, what: str = "--i
     return items
 
 
+def _frame_pixels(shape: tuple[int, ...], fmt) -> int:
+    height, width = (shape[-2], shape[-1]) if fmt.layout in ("chw", "hw") else (shape[-3], shape[-2])
+    return int(height) * int(width)
+
+
 def load_item(item: InputItem, *, input_format=None, u16_max: int | None = None) -> np.ndarray:
     """Decode one input to a canonical ``u8[H, W, 3]`` RGB frame.
 
+    Image files go through :func:`pyimgano.inputs.load_image` (decode limit included).
+    A ``.npy`` file is memory-mapped (never unpickled) and only the item's frame is
+    read, after its height x width is checked against the same decode limit.
+
     Raises:
-      FileNotFoundError / ImageLoadError (a ValueError): unreadable image files.
+      FileNotFoundError / ImageLoadError (a ValueError): unreadable image files;
+        ImageTooLargeError beyond the decode limit.
+      InputError (a ValueError): a ``.npy`` file that is not a regular, readable
+        numeric array file, or whose shape does not fit ``input_format`` (one frame
+        or a non-empty batch).
       ValueError: a ``.npy`` frame that does not match ``input_format``.
     """
     if not item.is_npy:
         return load_image(item.path, u16_max=u16_max)
     fmt = parse_image_format(input_format)
-    arr = np.load(item.path, mmap_mode="r", allow_pickle=False)
-    frame = np.asarray(arr if item.frame is None else arr[item.frame])
-    return normalize_numpy_image(frame, input_format=fmt, u16_max=u16_max)
+    arr = _open_npy(item.path)
+    if item.frame is None and arr.ndim == fmt.frame_ndim + 1:
+        raise InputError(f".npy frame file {item.path!r} holds an empty batch (shape {arr.shape})"
+                         if arr.shape[0] == 0 else f".npy frame file {item.path!r} changed since it was listed")
+    if arr.ndim not in (fmt.frame_ndim, fmt.frame_ndim + 1):
+        raise InputError(
+            f".npy frame file {item.path!r} has shape {arr.shape}; --input-format {fmt.name} expects one frame "
+            f"{fmt.frame_shape} or a batch (N, ...) of them"
+        )
+    if item.frame is not None and not (arr.ndim == fmt.frame_ndim + 1 and item.frame < arr.shape[0]):
+        raise InputError(f".npy frame file {item.path!r} changed since it was listed (no frame {item.frame})")
+    view = arr if item.frame is None else arr[item.frame]
+    limit = resolve_max_pixels()
+    if view.ndim == fmt.frame_ndim and _frame_pixels(view.shape, fmt) > limit:
+        raise ImageTooLargeError(
+            item.name, f"the frame is {_frame_pixels(view.shape, fmt):,} pixels, above the decode limit of "
+            f"{limit:,} pixels ({MAX_PIXELS_ENV} or pyimgano-infer --max-image-pixels)", limit)
+    return normalize_numpy_image(np.asarray(view), input_format=fmt, u16_max=u16_max)

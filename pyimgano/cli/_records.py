@@ -41,19 +41,27 @@ class RecordWriter:
     """Writes records to a JSONL file (created fresh) or to stdout.
 
     Use as a context manager. ``write(record)`` serialises first, then writes
-    the whole line at once and flushes it.
+    the whole line at once and flushes it. With ``keep_bytes`` (``--resume``) the
+    file is cut after its first ``keep_bytes`` bytes (the complete records kept)
+    and appended to, instead of created fresh.
     """
 
-    def __init__(self, path: str | os.PathLike | None, *, stream: TextIO | None = None):
+    def __init__(self, path: str | os.PathLike | None, *, stream: TextIO | None = None,
+                 keep_bytes: int | None = None):
         self.path = None if path is None else Path(path)
         self._stream = stream
         self._owned: TextIO | None = None
+        self._keep = keep_bytes
         self.count = 0
 
     def __enter__(self) -> "RecordWriter":
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._owned = open(self.path, "w", encoding="utf-8", newline="\n")
+            if self._keep is not None and self.path.exists():
+                os.truncate(self.path, self._keep)
+                self._owned = open(self.path, "a", encoding="utf-8", newline="\n")
+            else:
+                self._owned = open(self.path, "w", encoding="utf-8", newline="\n")
         return self
 
     def __exit__(self, *exc_info) -> None:

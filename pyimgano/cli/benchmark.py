@@ -1,27 +1,56 @@
-"""``pyimgano-benchmark``: list detectors by capability (SPEC section 9).
+"""``pyimgano-benchmark``: compare detectors on a dataset, and list them by capability (SPEC section 9).
 
+    pyimgano-benchmark --dataset D --root R --category C|all --model M [--model M2 ...] [--json]
+                       [--config base.json] [--model-kwargs JSON] [--preset P] [--limit-train N] [--limit-test N]
     pyimgano-benchmark --list-models [--tags numpy,pixel_map] [--json]
     pyimgano-benchmark --model-info NAME [--json]
 
-Exit codes: 0 ok; 2 bad flags, an unknown tag or detector (the message lists the
-accepted ones). Accuracy and speed runs live in ``benchmarks/``.
+A comparison runs the ``industrial-adapt`` recipe (or the ``--config``'s) for each model
+(:func:`pyimgano.workbench.benchmark_models`, nothing written) and prints one table: metrics,
+fit seconds and test images per second. Exit codes: 0 ok; 2 bad flags, config, dataset, an
+unknown tag or detector (the message lists the accepted ones).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Sequence, TextIO
 
 from pyimgano.cli._discovery import DiscoveryError, list_models, model_info, parse_tags
-from pyimgano.cli.common import CliParser, UsageError, add_standard_flags, run_command
+from pyimgano.cli._progress import StageProgress
+from pyimgano.cli._table import format_table
+from pyimgano.cli.common import CliParser, UsageError, add_standard_flags, int_type, json_object, run_command
+from pyimgano.datasets import DATASET_LOADERS, DatasetError
+from pyimgano.plugins import load_plugins
+from pyimgano.workbench.benchmark import benchmark_models
+from pyimgano.workbench.config_io import read_config_file
+from pyimgano.workbench.recipes import build_config
+from pyimgano.workbench.schema import ConfigError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "TABLE_COLUMNS"]
 
 PROG = "pyimgano-benchmark"
 
+#: ``(key, header, digits)`` of the comparison table.
+TABLE_COLUMNS = (
+    ("model", "model", 0), ("category", "category", 0), ("image_auroc", "image_auroc", 4),
+    ("average_precision", "AP", 4), ("f1", "F1", 4), ("pixel_auroc", "pixel_auroc", 4), ("aupro", "AUPRO", 4),
+    ("fit_s", "fit_s", 1), ("images_per_s", "images/s", 2),
+)
+
+
+def _model_kwargs(text: str) -> tuple[str | None, dict]:
+    """``JSON`` (every model) or ``NAME=JSON`` (one model) -> ``(NAME or None, dict)``."""
+    name, sep, rest = text.partition("=")
+    if sep and not name.lstrip().startswith("{") and not name.startswith("@"):
+        return name.strip(), json_object("--model-kwargs")(rest)
+    return None, json_object("--model-kwargs")(text)
+
 
 def build_parser() -> CliParser:
-    p = CliParser(prog=PROG, description="List pyimgano detectors and their capabilities.")
+    p = CliParser(prog=PROG, description="Compare pyimgano detectors on a dataset, or list them and their capabilities.",
+                  epilog="Exit codes: 0 ok; 2 bad flags, config or dataset. See docs/workbench.md.")
     add_standard_flags(p)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--list-models", action="store_true", help="print registered detector names and exit")
@@ -29,10 +58,54 @@ def build_parser() -> CliParser:
     p.add_argument("--tags", type=parse_tags, default=None,
                    help="with --list-models: only detectors having all these comma-separated tags")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plugin", action="append", default=None, metavar="MODULE",
+                   help="import a module that registers detectors or recipes; repeatable")
+    g = p.add_argument_group("comparison")
+    g.add_argument("--dataset", choices=sorted(DATASET_LOADERS), default=None, help="dataset layout")
+    g.add_argument("--root", metavar="PATH", default=None, help="dataset folder (manifest: the JSONL file)")
+    g.add_argument("--category", metavar="CAT", default=None, help="category, or 'all'")
+    g.add_argument("--model", action="append", default=None, metavar="NAME",
+                   help="detector to compare; repeatable (each runs the same recipe)")
+    g.add_argument("--config", metavar="FILE", default=None,
+                   help="base workbench config (recipe, adaptation, ...); the flags above win")
+    g.add_argument("--model-kwargs", type=_model_kwargs, action="append", default=None, metavar="[NAME=]JSON",
+                   help="detector config fields as a JSON object: for every model, or NAME=JSON for one; repeatable")
+    g.add_argument("--preset", default=None, help="model preset for every model (e.g. industrial-balanced)")
+    g.add_argument("--limit-train", type=int_type(1), default=None, metavar="N", help="first N training images")
+    g.add_argument("--limit-test", type=int_type(1), default=None, metavar="N", help="N evenly spaced test images")
+    g.add_argument("--device", default=None, help="JAX backend the runs must use (auto, cpu, gpu, tpu)")
     return p
 
 
+def _compare(args, stdout: TextIO, stderr: TextIO) -> int:
+    if not args.model:
+        raise UsageError("--dataset needs at least one --model NAME to compare")
+    raw = read_config_file(args.config) if args.config else {}
+    common: dict = {}
+    per_model: dict[str, dict] = {}
+    for name, kwargs in args.model_kwargs or ():
+        (common if name is None else per_model.setdefault(name, {})).update(kwargs)
+    overrides = {
+        "dataset.name": args.dataset, "dataset.root": args.root, "dataset.category": args.category,
+        "model.name": args.model[0], "model.model_kwargs": common or None, "model.preset": args.preset,
+        "model.device": args.device, "dataset.limit_train": args.limit_train, "dataset.limit_test": args.limit_test,
+    }
+    config = build_config(raw, overrides)
+    with StageProgress(stderr) as progress:
+        rows = benchmark_models(config, args.model, model_kwargs=per_model, progress=progress)
+    if args.json:
+        stdout.write(json.dumps(rows, sort_keys=True, indent=2, allow_nan=False) + "\n")
+    else:
+        stdout.write(format_table(rows, TABLE_COLUMNS))
+    return 0
+
+
 def _body(args, stdout: TextIO, stderr: TextIO) -> int:
+    try:
+        load_plugins(args.plugin or ())
+    except ValueError as exc:
+        raise UsageError(f"--plugin: {exc}") from None
+    comparing = args.dataset is not None or args.root is not None or args.config is not None
     try:
         if args.tags is not None and not args.list_models:
             raise DiscoveryError("--tags filters --list-models; add --list-models")
@@ -42,7 +115,13 @@ def _body(args, stdout: TextIO, stderr: TextIO) -> int:
             return model_info(args.model_info, args.json, stdout)
     except DiscoveryError as exc:
         raise UsageError(str(exc)) from None
-    raise UsageError("pass --list-models or --model-info NAME (see --help)")
+    if not comparing:
+        raise UsageError("pass --dataset D --root R --model M (a comparison), --list-models or --model-info NAME "
+                         "(see --help)")
+    try:
+        return _compare(args, stdout, stderr)
+    except (ConfigError, DatasetError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

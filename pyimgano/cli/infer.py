@@ -7,35 +7,66 @@ Layering (DESIGN.md): argparse (:mod:`._infer_parser`) -> :class:`InferOptions`
 :func:`pyimgano.defects.extract_defects`) -> records and files. No maths here.
 
 Exit codes: 0 success; 1 some inputs failed under ``--continue-on-error`` (or
-``--max-errors`` was exceeded); 2 bad flags, configs or inputs (or an input failed
-without ``--continue-on-error``); 141 stdout closed early. Reference: ``docs/cli.md``.
+``--max-errors`` was exceeded); 2 bad flags, configs, output paths, a damaged state, or
+inputs (or an input failed without ``--continue-on-error``); 141 stdout closed early.
+Reference: ``docs/cli.md``.
+
+Faults: every output path is checked (and a killed run's temporary files removed)
+before any work (:mod:`._outputs`); a non-finite score or map is that input's error,
+never a label; ``--resume`` continues a killed run (:mod:`._resume`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 import attrs
 
 from pyimgano import api, calibration
-from pyimgano.state import load_state, with_pixel_threshold, with_postprocess, with_threshold, with_tiling
+from pyimgano.devices import DeviceError, active_devices, compilation_cache_stats, enable_compilation_cache, use_devices
+from pyimgano.state import (
+    load_state,
+    place_state,
+    save_state,
+    state_sha256,
+    with_pixel_threshold,
+    with_postprocess,
+    with_threshold,
+    with_tiling,
+)
 from pyimgano.cli._artifacts import ArtifactFolder, artifact_names
 from pyimgano.cli._discovery import DiscoveryError, list_models, model_info
 from pyimgano.cli._infer_options import InferOptions, model_overrides, resolve_options
 from pyimgano.cli._infer_parser import DEFAULT_MODEL, PROG, build_parser
 from pyimgano.cli._inputs import InputError, InputItem, discover_inputs, load_item
+from pyimgano.cli._outputs import check_distinct, check_output_file, check_writable_folder, remove_stale_temp_files
 from pyimgano.cli._progress import Progress, StageProgress
 from pyimgano.cli._records import RecordWriter, error_record
+from pyimgano.cli._resume import (
+    ResumePoint,
+    check_state_hash,
+    inputs_sha256,
+    plan_resume,
+    run_record_path,
+    write_run_record,
+)
 from pyimgano.cli.common import UsageError, run_command
+from pyimgano.datasets import resize_to
 from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask, save_overlay
-from pyimgano.fileio import atomic_write_json, atomic_write_npy
-from pyimgano.inference import infer_frames, result_to_jsonable
+from pyimgano.fileio import atomic_write_json, atomic_write_npy, json_plain
+from pyimgano.inference import NonFiniteScoreError, infer_frames, result_to_jsonable
+from pyimgano.inputs import image_pixel_limit, resolve_max_pixels
+from pyimgano.multihost import LOCAL, join, leave
+from pyimgano.raybatch import map_in_order
 from pyimgano.plugins import load_plugins
 from pyimgano.registry import get_detector
-from pyimgano.workbench import save_run
+from pyimgano.workbench import RUN_INFER_CONFIG_PATH, RUN_STATE_PATH, save_run
 
 __all__ = ["main", "build_parser", "InferOptions", "UsageError"]
 
@@ -68,6 +99,16 @@ def _describe_threshold(value, provenance) -> str:
     return f"{value:.6g} ({prov.get('method', 'fixed')}, {where})"
 
 
+class _NullStream:
+    """Where processes other than rank 0 write their records (nowhere)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 class _Run:
     """One ``pyimgano-infer`` run: the deployable state, then a record (and artifacts) per input."""
 
@@ -76,6 +117,7 @@ class _Run:
         self.stdout, self.stderr = stdout, stderr
         self.clock = _Clock()
         self.counts = {"inputs": 0, "processed": 0, "errors": 0, "label_0": 0, "label_1": 0}
+        self.cluster = LOCAL
 
     # -- the deployable state ------------------------------------------------------------
     def _items(self, spec: str, what: str) -> list[InputItem]:
@@ -84,11 +126,16 @@ class _Run:
         except (InputError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
+    def _load(self, item: InputItem):
+        """One input as a canonical frame, resized when ``--resize`` / the infer-config asks."""
+        frame = load_item(item, input_format=self.opts.input_format)
+        return frame if self.opts.resize is None else resize_to(frame, self.opts.resize)
+
     def _frames(self, items: Sequence[InputItem]):
-        """Paths when every item is an image file (decoded by the library), else canonical frames."""
-        if not any(item.is_npy for item in items):
+        """Paths when every item is an image file to use as it is (decoded by the library), else frames."""
+        if self.opts.resize is None and not any(item.is_npy for item in items):
             return [item.path for item in items], None
-        return [load_item(item, input_format=self.opts.input_format) for item in items], "rgb_u8_hwc"
+        return [self._load(item) for item in items], "rgb_u8_hwc"
 
     def _pixel_decision(self, state, can_calibrate: bool):
         if not self.opts.defects:
@@ -223,13 +270,20 @@ class _Run:
         failures: dict[int, tuple[BaseException, str]] = {}
         for index, item in batch:
             try:
-                frames[index] = load_item(item, input_format=self.opts.input_format)
+                frames[index] = self._load(item)
             except Exception as exc:  # noqa: BLE001 - any decoding failure becomes that input's error
                 failures[index] = (exc, "load")
         ok = [index for index, _ in batch if index in frames]
         results: dict[int, Any] = {}
         try:
             results.update(zip(ok, self._score(state, [frames[i] for i in ok])))
+        except NonFiniteScoreError as exc:  # the batch was scored; only those inputs fail
+            for index, result in zip(ok, exc.results):
+                if result is None:
+                    failures[index] = (NonFiniteScoreError(
+                        "the score is NaN or infinite: no label is given to it (failing closed)"), "infer")
+                else:
+                    results[index] = result
         except Exception:  # noqa: BLE001 - isolate the failing input(s) by scoring one at a time
             for index in ok:
                 try:
@@ -250,13 +304,97 @@ class _Run:
         self.clock.add("artifacts", t1)
         return out
 
-    def _prepare_folders(self, names: list[str]) -> None:
+    def _artifact_folders(self) -> dict[str, ArtifactFolder]:
         opts = self.opts
         ext = opts.defects_config.mask_format if opts.defects else "png"
         kinds = {"maps": (opts.save_maps, "npy"), "masks": (opts.save_masks, ext), "overlays": (opts.save_overlays, "png")}
-        self.folders = {kind: ArtifactFolder(folder, e) for kind, (folder, e) in kinds.items() if folder}
-        for folder in self.folders.values():
-            folder.prepare(names)
+        return {kind: ArtifactFolder(folder, e) for kind, (folder, e) in kinds.items() if folder}
+
+    def _prepare_folders(self, names: list[str], keep: Sequence[str] = ()) -> None:
+        """Claim the artifact folders (on rank 0 only under ``--distributed``: they are shared)."""
+        self.folders = self._artifact_folders()
+        failure = None
+        if self.cluster.is_leader:
+            try:
+                for folder in self.folders.values():
+                    folder.prepare(names, keep=keep)
+            except UsageError as exc:
+                failure = exc
+        if not self.cluster.all_ok(failure is None):  # collective: every process stops together
+            raise failure or UsageError("process 0 could not prepare the artifact folders (see its log)")
+
+    def _join(self) -> None:
+        """``--distributed``: join the jax.distributed cluster before any other JAX use."""
+        opts = self.opts
+        self.cluster = LOCAL
+        if not opts.distributed:
+            return
+        process_stdout = self.stdout is sys.stdout
+        try:
+            self.cluster = join(opts.coordinator, opts.num_processes, opts.process_id)
+        except (RuntimeError, ValueError) as exc:
+            raise UsageError(f"--distributed: cannot join the cluster: {exc}") from None
+        if process_stdout:  # join keeps file descriptor 1 for native prints (gloo) and rebinds sys.stdout
+            self.stdout = sys.stdout
+        log.info("process %d of %d", self.cluster.rank, self.cluster.size)
+
+    def _select_devices(self) -> None:
+        """The devices and compilation cache, before anything is placed or compiled."""
+        opts = self.opts
+        try:
+            chosen = use_devices(opts.device)
+        except DeviceError as exc:
+            raise UsageError(f"--device: {exc}") from None
+        log.info("devices: %d x %s (%s)", len(chosen), chosen[0].platform, opts.device)
+        if opts.compilation_cache:
+            try:
+                folder = enable_compilation_cache(opts.compilation_cache)
+            except OSError as exc:
+                raise UsageError(f"--compilation-cache {opts.compilation_cache!r}: {exc}") from None
+            log.info("persistent compilation cache: %s", folder)
+
+    def _check_outputs(self) -> None:
+        """Every output file writable before any work; a killed run's temporary files removed."""
+        opts = self.opts
+        files = [("--save-jsonl", opts.save_jsonl), ("--profile-json", opts.profile_json)]
+        if opts.save_jsonl:
+            files.append(("--save-jsonl's run record", run_record_path(opts.save_jsonl)))
+        if opts.save_run:
+            files += [("--save-run", Path(opts.save_run) / RUN_STATE_PATH),
+                      ("--save-run", Path(opts.save_run) / RUN_INFER_CONFIG_PATH)]
+        check_distinct(files)
+        for flag, path in files:
+            if path is not None:
+                check_output_file(path, flag)
+        if opts.save_run:
+            check_writable_folder(opts.save_run, "--save-run")
+        removed = remove_stale_temp_files(path for flag, path in files if path is not None and flag != "--save-jsonl")
+        for path in removed:
+            log.info("removed %s, left by an interrupted write", path)
+
+    def _settings(self) -> dict:
+        """What shapes the records, for ``--resume`` (JSON types, so a reloaded copy compares equal)."""
+        opts = self.opts
+        settings = {
+            "input_format": opts.input_format, "resize": opts.resize, "include_maps": opts.include_maps,
+            "save_maps": opts.save_maps,
+            "save_masks": opts.save_masks, "save_overlays": opts.save_overlays,
+            "defects": opts.defects_config.to_mapping() if opts.defects else None,
+            "defects_image_space": opts.defects_image_space, "batch_size": opts.batch_size,
+            "max_image_pixels": resolve_max_pixels(),
+        }
+        return json.loads(json.dumps(json_plain(settings)))
+
+    def _resume_point(self, items) -> tuple[ResumePoint, dict | None]:
+        if not self.opts.resume:
+            return ResumePoint(), None
+        point, previous = plan_resume(self.opts.save_jsonl, [item.name for item in items], self._settings(),
+                                      self.opts.batch_size)
+        if previous is None:
+            log.info("--resume: %s does not exist yet; starting afresh", self.opts.save_jsonl)
+        else:
+            log.info("--resume: keeping %d of %d record(s) of %s", point.done, len(items), self.opts.save_jsonl)
+        return point, previous
 
     def run(self) -> int:
         opts = self.opts
@@ -264,9 +402,20 @@ class _Run:
         items = self._items(list(opts.inputs), "--input")
         self.counts["inputs"] = len(items)
         names = artifact_names([item.relative_stem for item in items])
-        self._prepare_folders(names)  # before any work: a bad folder fails in a second, not after a fit
+        self._join()
+        # Before any work: a bad output path fails in a second, not after a fit.
+        if self.cluster.is_leader:
+            self._check_outputs()
+        point, previous = self._resume_point(items)
+        self._prepare_folders(names, keep=names[: point.done])
+        self._select_devices()
         state = self.build_state()
-        if opts.save_run:
+        if opts.bank_sharding is not None:
+            state = place_state(state, bank_sharding=opts.bank_sharding)
+        self.state_hash = state_sha256(state) if opts.save_jsonl else None
+        if previous is not None:
+            check_state_hash(previous, self.state_hash, opts.save_jsonl)
+        if opts.save_run and self.cluster.is_leader:
             path = save_run(opts.save_run, state, include_maps=opts.include_maps or None,
                             defects=opts.defects_config.to_mapping() if opts.defects else None,
                             input_format=opts.input_format)
@@ -274,7 +423,7 @@ class _Run:
         log.info("scoring %d input(s) with %s; image threshold %s%s", len(items), state.detector,
                  _describe_threshold(state.threshold, state.provenance),
                  "" if not opts.defects else f"; pixel threshold {_describe_threshold(state.pixel_threshold, state.pixel_provenance)}")
-        stop_code = self._write_records(state, items, names)
+        stop_code = self._write_records(state, items, names, point, resumed=previous is not None)
         elapsed = time.perf_counter() - self.clock.start
         c = self.counts
         log.info("done: %d of %d input(s) scored (%d label 1, %d label 0), %d error(s), %.1f s; records in %s",
@@ -287,25 +436,82 @@ class _Run:
             return 1
         return 0
 
-    def _write_records(self, state, items, names) -> int | None:
-        opts = self.opts
-        with RecordWriter(opts.save_jsonl, stream=self.stdout) as writer, \
-                Progress("infer", len(items), stream=self.stderr) as bar:
-            for start in range(0, len(items), opts.batch_size):
-                batch = list(enumerate(items[start : start + opts.batch_size], start=start))
+    def _count(self, record: dict) -> None:
+        if record.get("status") == "error":
+            self.counts["errors"] += 1
+            return
+        self.counts["processed"] += 1
+        if record.get("label") in (0, 1):
+            self.counts[f"label_{record['label']}"] += 1
+
+    def _batch_results(self, state, items, names, first_index: int = 0):
+        """Each batch's ``[(record, failed)]``, batches in input order.
+
+        Under ``--distributed`` this process scores every ``size``-th batch (round-robin) and
+        receives the other processes' records (:meth:`pyimgano.multihost.Cluster.exchange`), so
+        every process sees the same sequence and stops at the same record.
+        """
+        size = self.opts.batch_size
+        starts = range(first_index, len(items), size)
+        if self.opts.ray_workers:
+            yield from self._ray_batch_results(state, [list(enumerate(items[s : s + size], start=s)) for s in starts],
+                                               names)
+            return
+        cluster = self.cluster
+        for first in range(0, len(starts), cluster.size):
+            own = []
+            if first + cluster.rank < len(starts):
+                start = starts[first + cluster.rank]
+                batch = list(enumerate(items[start : start + size], start=start))
                 for index, item, record, failure in self._process_batch(state, batch, names):
                     if failure is not None:
-                        exc, stage = failure
-                        self.counts["errors"] += 1
-                        if not opts.continue_on_error:
-                            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                            log.error("input %r failed at %s: %s: %s", item.name, stage, type(exc).__name__, detail)
-                            return 2
-                        record = error_record(index, item.name, exc, stage)
-                    else:
-                        self.counts["processed"] += 1
-                        if record.get("label") is not None:
-                            self.counts[f"label_{record['label']}"] += 1
+                        record = error_record(index, item.name, *failure)
+                    own.append((record if cluster is LOCAL else json_plain(record), failure is not None))
+            for results in cluster.exchange(own):
+                if results:
+                    yield results
+
+    def _ray_batch_results(self, state, batches, names):
+        """``--ray-workers``: each batch is scored by a Ray actor running :meth:`_process_batch` (same records)."""
+        opts = self.opts
+        with tempfile.TemporaryDirectory() as tmp:
+            state_bytes = save_state(state, Path(tmp) / "state.safetensors").read_bytes()
+        payloads = [json.dumps([[index, attrs.asdict(item), names[index]] for index, item in batch]) for batch in batches]
+        log.info("scoring %d batch(es) on %d Ray worker(s) (%s)", len(batches), opts.ray_workers,
+                 opts.ray_address or "a local Ray instance")
+        try:
+            for result in map_in_order(payloads, RayBatchWorker, (opts, state_bytes), num_workers=opts.ray_workers,
+                                       address=opts.ray_address, show_progress=self.stderr.isatty()):
+                yield [tuple(pair) for pair in json.loads(result)]
+        except ImportError as exc:
+            raise UsageError(f"--ray-workers: {exc}") from None
+
+    def _write_records(self, state, items, names, point: ResumePoint, resumed: bool) -> int | None:
+        opts = self.opts
+        leader = self.cluster.is_leader  # the other processes only score and count
+        for record in point.records:
+            self._count(record)
+        if opts.max_errors is not None and self.counts["errors"] > opts.max_errors:
+            log.error("the resumed run had already stopped after %d failed inputs (more than --max-errors %d)",
+                      self.counts["errors"], opts.max_errors)
+            return 1
+        with RecordWriter(opts.save_jsonl if leader else None, stream=self.stdout if leader else _NullStream(),
+                          keep_bytes=point.offset if resumed else None) as writer, \
+                Progress("infer", len(items), stream=self.stderr) as bar:
+            if opts.save_jsonl and leader:
+                # After the JSONL is opened (created fresh or cut), before its first new record.
+                write_run_record(opts.save_jsonl, inputs=inputs_sha256([item.name for item in items]),
+                                 count=len(items), settings=self._settings(), state_sha256=self.state_hash)
+            bar.set(point.done)
+            done = point.done
+            for results in self._batch_results(state, items, names, point.done):
+                for record, failed in results:
+                    self._count(record)
+                    if failed and not opts.continue_on_error:
+                        error = record["error"]
+                        log.error("input %r failed at %s: %s: %s", record["input"], error["stage"], error["type"],
+                                  error["message"])
+                        return 2
                     writer.write(record)
                     if self.clock.first_record is None:
                         self.clock.first_record = time.perf_counter() - self.clock.start
@@ -313,7 +519,8 @@ class _Run:
                         log.error("stopping after %d failed inputs (more than --max-errors %d)",
                                   self.counts["errors"], opts.max_errors)
                         return 1
-                bar.set(min(len(items), start + len(batch)))
+                done += len(results)
+                bar.set(done)
         return None
 
     def profile(self) -> dict[str, Any]:
@@ -322,7 +529,42 @@ class _Run:
         if self.clock.first_record is not None:
             seconds["first_record"] = self.clock.first_record
         counts = {k: self.counts[k] for k in ("inputs", "processed", "errors")}
-        return {"counts": counts, "seconds": {k: round(v, 6) for k, v in seconds.items()}}
+        profile = {"counts": counts, "seconds": {k: round(v, 6) for k, v in seconds.items()},
+                   "devices": [str(d) for d in active_devices()]}
+        cache = compilation_cache_stats()
+        if cache is not None:
+            profile["compilation_cache"] = cache
+        return profile
+
+
+class RayBatchWorker:
+    """One Ray actor's scorer for ``--ray-workers``: the run's own batch step on a state sent as bytes.
+
+    ``worker(payload)`` takes a JSON batch ``[[index, input item, artifact name], ...]`` and
+    returns the JSON ``[[record, failed], ...]`` that :meth:`_Run._process_batch` gives,
+    so records (and artifacts, written by the actor) are those of a one-process run.
+    """
+
+    def __init__(self, opts: InferOptions, state_bytes: bytes):
+        self.run = _Run(attrs.evolve(opts, ray_workers=None),
+                        stdout=_NullStream(), stderr=sys.stderr)
+        self.run._select_devices()
+        self.run.folders = self.run._artifact_folders()  # prepared by the driver
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "state.safetensors"
+            path.write_bytes(state_bytes)
+            self.state = load_state(path)
+
+    def __call__(self, payload: str) -> str:
+        rows = json.loads(payload)
+        batch = [(index, InputItem(**item)) for index, item, _ in rows]
+        names = {index: name for index, _, name in rows}
+        out = []
+        for index, item, record, failure in self.run._process_batch(self.state, batch, names):
+            if failure is not None:
+                record = error_record(index, item.name, *failure)
+            out.append((json_plain(record), failure is not None))
+        return json.dumps(out)
 
 
 def load_plugins_or_fail(plugins) -> None:
@@ -345,9 +587,11 @@ def _body(args, stdout: TextIO, stderr: TextIO) -> int:
         raise UsageError("--tags filters --list-models; add --list-models")
     run = _Run(resolve_options(args), stdout=stdout, stderr=stderr)
     try:
-        return run.run()
+        with image_pixel_limit(run.opts.max_image_pixels):
+            return run.run()
     finally:
-        if run.opts.profile_json:
+        leave(run.cluster)
+        if run.opts.profile_json and run.cluster.is_leader:
             try:
                 atomic_write_json(run.opts.profile_json, run.profile())
             except OSError as exc:

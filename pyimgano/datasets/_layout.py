@@ -7,9 +7,9 @@ from pathlib import Path
 
 import attrs
 
-from pyimgano.datasets.split import IMAGE_EXTENSIONS, DatasetSplit, list_images
+from pyimgano.datasets.split import IMAGE_EXTENSIONS, DatasetError, DatasetSplit, list_images
 
-__all__: list[str] = []
+__all__ = ["FolderLayout", "available_categories", "resolve_category_dir", "load_layout"]
 
 
 @attrs.frozen
@@ -29,7 +29,9 @@ class FolderLayout:
     anomaly_folders: tuple[str, ...] | None = None
 
 
-def _available_categories(root: Path) -> list[str]:
+def available_categories(root: str | os.PathLike) -> list[str]:
+    """Sub-folders of ``root`` that hold a ``train/`` folder (the categories of a folder dataset), sorted."""
+    root = Path(root)
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "train").is_dir())
@@ -44,7 +46,7 @@ def resolve_category_dir(root: str | os.PathLike, category: str | None, dataset:
         if optional:
             return root_path
         raise ValueError(
-            f"{dataset} needs a category; categories under {str(root_path)!r}: {_available_categories(root_path)}"
+            f"{dataset} needs a category; categories under {str(root_path)!r}: {available_categories(root_path)}"
         )
     name = str(category)
     if name in (".", "..") or "/" in name or "\\" in name:
@@ -53,7 +55,7 @@ def resolve_category_dir(root: str | os.PathLike, category: str | None, dataset:
     if not category_dir.is_dir():
         raise FileNotFoundError(
             f"{dataset} category {name!r} not found under {str(root_path)!r}; "
-            f"categories there: {_available_categories(root_path)}"
+            f"categories there: {available_categories(root_path)}"
         )
     return category_dir
 
@@ -69,27 +71,39 @@ def _find_mask(gt_type_dir: Path, image: Path, layout: FolderLayout) -> Path | N
 def load_layout(category_dir: Path, layout: FolderLayout, category: str) -> DatasetSplit:
     """List one category; see :class:`FolderLayout`.
 
+    Every problem of the folder is collected first and reported in one error, so a
+    bad folder is fixed in one go rather than one missing piece per run.
+
     Raises:
-        FileNotFoundError: missing ``train/<normal>`` or ``test`` folder, or a required mask.
-        ValueError: no training image, no test image, or an unexpected test folder.
+        DatasetError: (a ``FileNotFoundError`` and ``ValueError``) listing every problem: a
+            missing ``train/<normal>`` or ``test`` folder, no training or test image, an
+            unexpected test folder, missing masks.
     """
+    problems: list[str] = []
     train_dir = category_dir / "train" / layout.normal_folder
-    train = list_images(train_dir)
-    if not train:
-        raise ValueError(f"no training images in {str(train_dir)!r} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    train: list[Path] = []
+    if not train_dir.is_dir():
+        problems.append(f"missing training folder {str(train_dir)!r}")
+    else:
+        train = list_images(train_dir)
+        if not train:
+            problems.append(f"no training images in {str(train_dir)!r} (looked for {', '.join(IMAGE_EXTENSIONS)})")
 
     test_dir = category_dir / "test"
+    type_folders: list[str] = []
     if not test_dir.is_dir():
-        raise FileNotFoundError(f"expected a test folder at {str(test_dir)!r}, but it does not exist")
-    type_folders = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        problems.append(f"missing test folder {str(test_dir)!r}")
+    else:
+        type_folders = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if layout.anomaly_folders is not None:
         accepted = (layout.normal_folder, *layout.anomaly_folders)
         unexpected = [name for name in type_folders if name not in accepted]
         if unexpected:
-            raise ValueError(
+            problems.append(
                 f"unexpected folder(s) {unexpected} in {str(test_dir)!r} for the {layout.dataset} layout; "
                 f"accepted: {list(accepted)}"
             )
+        type_folders = [name for name in type_folders if name in accepted]
 
     paths: list[str] = []
     labels: list[int] = []
@@ -113,12 +127,17 @@ def load_layout(category_dir: Path, layout: FolderLayout, category: str) -> Data
             types.append(type_name)
     if missing:
         shown = missing[:5] + ([f"... ({len(missing) - 5} more)"] if len(missing) > 5 else [])
-        raise FileNotFoundError(
+        problems.append(
             f"{len(missing)} anomalous test image(s) have no ground-truth mask; expected e.g. {shown} "
             f"(names tried: {list(layout.mask_names)})"
         )
-    if not paths:
-        raise ValueError(f"no test images in {str(test_dir)!r} (folders found: {type_folders})")
+    if test_dir.is_dir() and not paths:
+        problems.append(f"no test images in {str(test_dir)!r} (folders found: {type_folders})")
+    if problems:
+        raise DatasetError(
+            f"{layout.dataset} dataset folder {str(category_dir)!r} is not usable ({len(problems)} problem(s)): "
+            + "; ".join(problems)
+        )
     return DatasetSplit(
         train_paths=[str(p) for p in train],
         test_paths=paths,
@@ -128,4 +147,3 @@ def load_layout(category_dir: Path, layout: FolderLayout, category: str) -> Data
         dataset=layout.dataset,
         category=category,
     )
-

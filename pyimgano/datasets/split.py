@@ -14,10 +14,18 @@ import attrs
 import cv2
 import numpy as np
 
-__all__ = ["DatasetSplit", "IMAGE_EXTENSIONS", "list_images", "load_mask", "load_masks", "limit_split"]
+__all__ = ["DatasetError", "DatasetSplit", "IMAGE_EXTENSIONS", "list_images", "load_mask", "load_masks", "limit_split"]
 
 #: File suffixes (lower case) recognised as images when a folder is listed.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class DatasetError(FileNotFoundError, ValueError):
+    """A dataset folder or manifest that cannot be used; the message lists every problem found.
+
+    Both a ``FileNotFoundError`` (missing folders, images, masks) and a ``ValueError`` (bad
+    entries, unexpected folders), so callers catching either keep working.
+    """
 
 
 def _str_tuple(values: Iterable) -> tuple[str, ...]:

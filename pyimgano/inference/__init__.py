@@ -12,7 +12,7 @@ keeps working). See ``docs/inference.md``.
 
 from pyimgano.calibration import calibrate, fit_calibrated, quantile_threshold
 from pyimgano.inference.api import as_state, calibrate_threshold, detector_threshold, infer, infer_frames
-from pyimgano.inference.results import InferenceResult, label_from_score, result_to_jsonable
+from pyimgano.inference.results import InferenceResult, NonFiniteScoreError, label_from_score, result_to_jsonable
 from pyimgano.tiling import TileConfig, TilePlan, plan_tiles, reduce_tile_scores, stitch, tile, window_weights
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "detector_threshold",
     "as_state",
     "InferenceResult",
+    "NonFiniteScoreError",
     "label_from_score",
     "result_to_jsonable",
     "quantile_threshold",

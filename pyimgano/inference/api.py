@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from pyimgano.calibration import DEFAULT_QUANTILE, calibrate
-from pyimgano.inference.results import InferenceResult, label_from_score
+from pyimgano.inference.results import InferenceResult, NonFiniteScoreError, label_from_score
 from pyimgano.inputs import canonical_batches
 from pyimgano.scoring import UNSET, predict_frames
 from pyimgano.state import DetectorState
@@ -68,17 +68,31 @@ def infer_frames(
 
     Use it when frames were decoded elsewhere (``pyimgano.inputs.load_image``,
     :func:`pyimgano.inputs.canonical_batches`). Arguments as :func:`infer`.
+
+    Raises:
+      NonFiniteScoreError: a frame scored NaN or infinite (its position is named);
+        no label is taken from it. The error's ``results`` hold the other frames'
+        results (``None`` at its ``indices``).
     """
     post = UNSET if postprocess is None else postprocess
     scores, maps = predict_frames(state, frames, want_maps=include_maps, batch_size=batch_size, postprocess=post)
-    return [
-        InferenceResult(
+    bad = [i for i, value in enumerate(scores) if not np.isfinite(value)]
+    results = [
+        None if i in bad else InferenceResult(
             score=float(value),
             label=label_from_score(float(value), state.threshold),
             anomaly_map=None if maps is None else maps[i],
         )
         for i, value in enumerate(scores)
     ]
+    if bad:
+        raise NonFiniteScoreError(
+            f"frame {bad[0]} of {len(scores)} scored {float(scores[bad[0]])} ({len(bad)} non-finite score(s)); "
+            "no label is given to a non-finite score (failing closed)",
+            indices=bad,
+            results=results,
+        )
+    return results
 
 
 def infer(
@@ -107,11 +121,12 @@ def infer(
 
     Labels are ``1 if score > threshold else 0`` when the detector carries a threshold,
     ``None`` otherwise. Frames of different sizes may be mixed. A state with tiling is
-    scored tile by tile.
+    scored tile by tile. A non-finite score is an error, never a label (fail closed).
 
     Raises:
       TypeError: an unknown detector type; paths and arrays mixed.
       ValueError: arrays without ``input_format``, bad frames, bad ``batch_size``.
+      NonFiniteScoreError: (a ``ValueError``) a frame scored NaN or infinite.
       RuntimeError: a ``create_model`` object that is not fitted.
     """
     state = as_state(detector_or_state)

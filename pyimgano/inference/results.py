@@ -8,7 +8,23 @@ from typing import Any
 import attrs
 import numpy as np
 
-__all__ = ["InferenceResult", "label_from_score", "result_to_jsonable"]
+__all__ = ["InferenceResult", "NonFiniteScoreError", "label_from_score", "result_to_jsonable"]
+
+
+class NonFiniteScoreError(ValueError):
+    """A score is NaN or infinite: no decision can be taken from it (fail closed, never label 0).
+
+    Attributes:
+      indices: positions of the non-finite scores in the call (empty when raised by
+        :func:`label_from_score`).
+      results: one :class:`InferenceResult` per frame of the call, ``None`` at ``indices``
+        (empty when raised by :func:`label_from_score`), so a caller can keep the others.
+    """
+
+    def __init__(self, message: str, indices=(), results=()):
+        super().__init__(message)
+        self.indices = tuple(indices)
+        self.results = tuple(results)
 
 
 @attrs.frozen
@@ -33,12 +49,22 @@ def label_from_score(score: float, threshold: float | None) -> int | None:
     """``1`` iff ``score > threshold`` (strict), ``0`` otherwise, ``None`` without a threshold.
 
     Strict ``>`` so that a threshold calibrated as a quantile of normal scores labels
-    the normal image sitting exactly on it as normal. A NaN score is never ``> threshold``
-    and so gets ``0``; detectors do not produce NaN for finite inputs.
+    the normal image sitting exactly on it as normal.
+
+    Fails closed: a NaN score is never ``> threshold``, so labelling it would pass
+    the part as normal; a non-finite score (or threshold) raises instead.
+
+    Raises:
+      NonFiniteScoreError: (a ``ValueError``) ``score`` or ``threshold`` is NaN or infinite.
     """
     if threshold is None:
         return None
-    return int(float(score) > float(threshold))
+    score, threshold = float(score), float(threshold)
+    if not math.isfinite(threshold):
+        raise NonFiniteScoreError(f"threshold is {threshold}; a non-finite threshold cannot label anything")
+    if not math.isfinite(score):
+        raise NonFiniteScoreError(f"score is {score}; a non-finite score cannot be labelled (failing closed)")
+    return int(score > threshold)
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,14 @@ See ``docs/inputs.md`` for the conversion rules.
 
 from pyimgano.inputs.canonical import canonical_batches, canonicalize_images, group_by_size, input_items, is_path
 from pyimgano.inputs.containers import SUPPORTED_CONTAINERS
-from pyimgano.inputs.decode import ImageLoadError, load_image
+from pyimgano.inputs.decode import ImageLoadError, ImageTooLargeError, load_image
+from pyimgano.inputs.limits import (
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_ENV,
+    image_pixel_limit,
+    max_file_bytes,
+    resolve_max_pixels,
+)
 from pyimgano.inputs.formats import IMAGE_FORMATS, ImageFormat, parse_image_format
 from pyimgano.inputs.normalize import DEFAULT_U16_MAX, normalize_numpy_image
 from pyimgano.inputs.preprocess import (
@@ -36,6 +43,12 @@ __all__ = [
     "group_by_size",
     "load_image",
     "ImageLoadError",
+    "ImageTooLargeError",
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_ENV",
+    "image_pixel_limit",
+    "resolve_max_pixels",
+    "max_file_bytes",
     "SUPPORTED_CONTAINERS",
     "prepare_backbone_input",
     "normalize_for_backbone",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from pyimgano.inputs.decode import load_image
 from pyimgano.inputs.formats import IMAGE_FORMATS, parse_image_format
-from pyimgano.inputs.normalize import check_u16_max, normalize_frames
+from pyimgano.inputs.normalize import check_frames_shape, check_u16_max, normalize_frames
 
 __all__ = ["canonicalize_images", "canonical_batches", "input_items", "is_path", "group_by_size"]
 
@@ -119,13 +120,18 @@ def input_items(images, *, input_format=None) -> Sequence:
 
     Raises:
       TypeError: paths and arrays mixed; an unsupported type.
-      ValueError: arrays without ``input_format``.
+      ValueError: arrays without ``input_format``; an array whose dtype, ndim or
+        channel count does not fit it, or an empty array (the message gives the
+        array's own shape).
     """
     if is_path(images):
         return [images]
     if _is_array(images):
         fmt = _require_format(input_format)
         arr = np.asarray(images)
+        # The whole array is checked here, so a bad shape is reported as it was passed,
+        # never as the shape of a slice of it.
+        check_frames_shape(arr, fmt)
         return [arr] if arr.ndim == fmt.frame_ndim else arr
     if isinstance(images, (bytes, bytearray)) or not isinstance(images, Iterable):
         raise TypeError(
@@ -140,19 +146,41 @@ def input_items(images, *, input_format=None) -> Sequence:
     return items
 
 
+def _chunks(images, input_format, batch_size: int) -> Iterator[Sequence]:
+    """Slices of a sequence / array, or lists taken from any other iterable as it yields them."""
+    if is_path(images) or _is_array(images) or isinstance(images, Sequence):
+        items = input_items(images, input_format=input_format)
+        for start in range(0, len(items), batch_size):
+            yield items[start : start + batch_size]
+        return
+    if isinstance(images, (bytes, bytearray)) or not isinstance(images, Iterable):
+        raise TypeError(
+            f"images must be an array, a path, or a sequence of arrays or paths; got {type(images).__name__}"
+        )
+    iterator = iter(images)
+    while chunk := list(itertools.islice(iterator, batch_size)):
+        yield chunk
+
+
 def canonical_batches(
     images, *, input_format=None, batch_size: int, u16_max: int | None = None
 ) -> Iterator[list[np.ndarray]]:
     """Decode and canonicalise ``images`` one batch at a time (lists of ``u8[H, W, 3]`` RGB frames).
 
     The one place where user inputs become canonical frames: only ``batch_size``
-    decoded frames are held at once, so a long list of paths streams.
+    decoded frames are held at once, so a long list of paths streams. ``images``
+    may also be any iterable of paths or single frames (a generator reading a
+    camera): it is consumed ``batch_size`` items at a time, never listed whole.
 
     Raises:
-      As :func:`input_items` and :func:`canonicalize_images`.
+      As :func:`input_items` and :func:`canonicalize_images`; TypeError when an
+      iterable switches between paths and arrays.
     """
-    items = input_items(images, input_format=input_format)
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        fmt = None if is_path(chunk[0]) else input_format
+    kind = None
+    for chunk in _chunks(images, input_format, batch_size):
+        chunk_kind = "paths" if is_path(chunk[0]) else "arrays"
+        if kind is not None and chunk_kind != kind:
+            raise TypeError("paths and arrays may not be mixed in one call; pass one kind")
+        kind = chunk_kind
+        fmt = None if chunk_kind == "paths" else input_format
         yield canonicalize_images(chunk if isinstance(chunk, np.ndarray) else list(chunk), input_format=fmt, u16_max=u16_max)

@@ -50,9 +50,10 @@ def check_png_structure(data: bytes) -> None:
         chunk_type = data[pos + 4 : pos + 8]
         end = pos + 12 + length  # length, type, data, CRC
         if end > len(data):
+            # The chunk type is named only when it is a valid one (4 ASCII letters): file bytes are never quoted.
+            name = repr(chunk_type.decode("ascii")) if chunk_type.isalpha() and chunk_type.isascii() else "(invalid type)"
             raise ValueError(
-                f"truncated PNG: chunk {chunk_type.decode('latin-1')!r} at byte {pos} needs {end} bytes, "
-                f"file has {len(data)}"
+                f"truncated PNG: chunk {name} at byte {pos} needs {end} bytes, file has {len(data)}"
             )
         if chunk_type == b"IEND":
             return

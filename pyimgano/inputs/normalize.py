@@ -23,7 +23,7 @@ import numpy as np
 
 from pyimgano.inputs.formats import ImageFormat, parse_image_format
 
-__all__ = ["normalize_numpy_image", "normalize_frames", "check_u16_max", "DEFAULT_U16_MAX"]
+__all__ = ["normalize_numpy_image", "normalize_frames", "check_frames_shape", "check_u16_max", "DEFAULT_U16_MAX"]
 
 DEFAULT_U16_MAX = 65535
 
@@ -69,8 +69,17 @@ def _as_array(image, fmt: ImageFormat, where: str) -> np.ndarray:
     )
 
 
-def _check_array(array: np.ndarray, fmt: ImageFormat, u16_max: int, where: str) -> None:
-    """Raise ValueError unless ``array`` is a frame or batch of ``fmt`` with in-range values."""
+# A batch of gray frames whose last axis has one of these sizes is refused: (H, W, 3) or
+# (H, W, 1) declared gray is far more likely a colour or channel-last image than H frames
+# 3 pixels wide (such frames can still be passed as a list of (H, W) arrays).
+_CHANNEL_LIKE = (1, 3, 4)
+
+
+def check_frames_shape(array, fmt: ImageFormat, where: str = "") -> None:
+    """Raise ValueError unless ``array``'s dtype, ndim, channels and size fit a frame or batch of ``fmt``.
+
+    Values are not looked at (see :func:`normalize_frames`).
+    """
 
     def fail(problem: str) -> ValueError:
         return ValueError(f"{where}declared {fmt.name}: expected {_expected(fmt)}; got {_describe(array)} ({problem})")
@@ -84,8 +93,23 @@ def _check_array(array: np.ndarray, fmt: ImageFormat, u16_max: int, where: str) 
     if channel_axis is not None and array.shape[channel_axis] != 3:
         axis = "the last axis (C of H, W, C)" if fmt.layout == "hwc" else "axis C of (C, H, W)"
         raise fail(f"{axis} must hold 3 channels, it holds {array.shape[channel_axis]}")
+    if fmt.layout == "hw" and array.ndim == 3 and array.shape[-1] in _CHANNEL_LIKE:
+        raise fail(
+            f"as a batch this would be {array.shape[0]} frames {array.shape[-1]} pixel(s) wide; the last axis "
+            "looks like colour channels: declare an hwc format, squeeze an (H, W, 1) axis, or pass frames "
+            "this narrow as a list of (H, W) arrays"
+        )
     if array.size == 0:
         raise fail("the array is empty")
+
+
+def _check_array(array: np.ndarray, fmt: ImageFormat, u16_max: int, where: str) -> None:
+    """Raise ValueError unless ``array`` is a frame or batch of ``fmt`` with in-range values."""
+
+    def fail(problem: str) -> ValueError:
+        return ValueError(f"{where}declared {fmt.name}: expected {_expected(fmt)}; got {_describe(array)} ({problem})")
+
+    check_frames_shape(array, fmt, where)
     if fmt.dtype == "f32":
         finite = np.isfinite(array)
         if not finite.all():
@@ -135,8 +159,9 @@ def normalize_numpy_image(image, *, input_format, u16_max: int | None = None) ->
     Raises:
       TypeError: ``image`` is not an array, or ``input_format``/``u16_max`` has the wrong type.
       ValueError: unknown format name; wrong dtype, ndim or channel count; an
-        empty array; float values outside [0, 1] or non-finite; u16 values above
-        ``u16_max``.  The message names the declared format, what it expects and
+        empty array; a gray batch ``(N, H, W)`` whose last axis holds 1, 3 or 4
+        (it looks like a colour image); float values outside [0, 1] or
+        non-finite; u16 values above ``u16_max``.  The message names the declared format, what it expects and
         what arrived.
     """
     return normalize_frames(image, parse_image_format(input_format), check_u16_max(u16_max))

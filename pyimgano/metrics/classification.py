@@ -1,4 +1,5 @@
-"""Image-level metrics: AUROC, average precision, F1 at a fixed threshold.
+"""Image-level metrics: AUROC, average precision, the ROC curve, and the confusion counts,
+precision, recall and F1 of a fixed threshold.
 
 Conventions: label 1 = anomalous, 0 = normal; a higher score means more anomalous.
 Everything is exact (no binning) and numpy-only.
@@ -12,7 +13,15 @@ import numpy as np
 
 from pyimgano.metrics._validate import labels_and_scores, require_both_classes
 
-__all__ = ["image_auroc", "average_precision", "f1_at_threshold", "auroc_from_samples"]
+__all__ = [
+    "image_auroc",
+    "average_precision",
+    "f1_at_threshold",
+    "auroc_from_samples",
+    "confusion_at_threshold",
+    "precision_recall_f1",
+    "roc_curve",
+]
 
 
 def auroc_from_samples(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
@@ -88,6 +97,51 @@ def average_precision(labels: Any, scores: Any) -> float:
     return float(np.sum(new_tp * (tp / predicted)) / n_pos)
 
 
+def confusion_at_threshold(labels: Any, scores: Any, threshold: float) -> dict[str, int]:
+    """Confusion counts of the decision ``score > threshold`` (anomalous) against ``labels``.
+
+    Args:
+        labels: int/bool[N], 1 = anomalous.
+        scores: float[N].
+        threshold: a real number; the strict ``>`` matches the inference label rule.
+
+    Returns:
+        ``{"tp", "fp", "tn", "fn"}`` as Python ints (positive = anomalous); they sum to N.
+
+    Raises:
+        ValueError: mismatched lengths, non-binary labels, NaN scores or a NaN threshold.
+    """
+    y, s = labels_and_scores(labels, scores)
+    t = float(threshold)
+    if np.isnan(t):
+        raise ValueError("threshold is NaN")
+    predicted = s > t
+    return {
+        "tp": int(np.sum(predicted & y)),
+        "fp": int(np.sum(predicted & ~y)),
+        "tn": int(np.sum(~predicted & ~y)),
+        "fn": int(np.sum(~predicted & y)),
+    }
+
+
+def precision_recall_f1(labels: Any, scores: Any, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 of ``score > threshold`` (positive = anomalous).
+
+    ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``, ``F1 = 2TP / (2TP + FP + FN)``;
+    a zero denominator gives 0.0 (scikit-learn's ``zero_division`` default).
+
+    Raises:
+        ValueError: as :func:`confusion_at_threshold`.
+    """
+    c = confusion_at_threshold(labels, scores, threshold)
+    tp, fp, fn = c["tp"], c["fp"], c["fn"]
+    return {
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+    }
+
+
 def f1_at_threshold(labels: Any, scores: Any, threshold: float) -> float:
     """F1 of the decision ``score > threshold`` (anomalous) against ``labels``.
 
@@ -103,13 +157,28 @@ def f1_at_threshold(labels: Any, scores: Any, threshold: float) -> float:
     Raises:
         ValueError: mismatched lengths, non-binary labels, NaN scores or a NaN threshold.
     """
+    return precision_recall_f1(labels, scores, threshold)["f1"]
+
+
+def roc_curve(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ROC curve of ``score >= t`` for every distinct score ``t`` (descending).
+
+    Returns:
+        ``(fpr, tpr, thresholds)``, f64[K + 1] each for K distinct scores: the first point is
+        (0, 0) at threshold ``+inf``, the last (1, 1). Every distinct score is kept
+        (scikit-learn's ``roc_curve(..., drop_intermediate=False)``).
+
+    Raises:
+        ValueError: mismatched lengths, non-binary labels, a single class, NaN scores.
+    """
     y, s = labels_and_scores(labels, scores)
-    t = float(threshold)
-    if np.isnan(t):
-        raise ValueError("threshold is NaN")
-    predicted = s > t
-    tp = int(np.sum(predicted & y))
-    fp = int(np.sum(predicted & ~y))
-    fn = int(np.sum(~predicted & y))
-    denominator = 2 * tp + fp + fn
-    return 0.0 if denominator == 0 else 2 * tp / denominator
+    require_both_classes(y, "roc_curve")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    run_ends = np.flatnonzero(np.append(s_sorted[1:] != s_sorted[:-1], True))
+    tp = np.cumsum(y_sorted)[run_ends]
+    fp = (run_ends + 1) - tp
+    tpr = np.concatenate([[0.0], tp / tp[-1]])
+    fpr = np.concatenate([[0.0], fp / fp[-1]])
+    thresholds = np.concatenate([[np.inf], s_sorted[run_ends].astype(np.float64)])
+    return fpr, tpr, thresholds

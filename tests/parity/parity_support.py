@@ -41,6 +41,11 @@ __all__ = [
     "lite0_photo_batch",
     "lite0_sample_indices",
     "LITE0_STORED_PHOTOS",
+    "LITE_SCALED_ARCHS",
+    "LITE_GOLDEN_SHAPES",
+    "LITE_GOLDEN_TAPS",
+    "LITE_INPUT_SIZES",
+    "lite_golden_pixels",
 ]
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent / "goldens"
@@ -58,10 +63,31 @@ LITE0_GOLDEN_SHAPE = (64, 32)
 LITE0_GROUP_ENDS = (1, 3, 5, 8, 11, 15, 16)
 # Photos whose 224x224 crops the top-1 golden stores, so the check runs without ai-benchmark.
 LITE0_STORED_PHOTOS = 6
+# Lite1/Lite2 goldens (real packaged weights): two small u8 frames, one with odd sides (asymmetric
+# TF-SAME padding), and only the taps detectors use at strides 8/16/32 plus the classifier.
+LITE_SCALED_ARCHS = ("efficientnet_lite1", "efficientnet_lite2")
+LITE_GOLDEN_SHAPES = ((64, 96), (45, 37))
+LITE_GOLDEN_TAPS = ("stage3", "stage5", "stage7", "logits")
+# The reference's training resolution: the top-1 check crops the photos to it.
+LITE_INPUT_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 
 
 def golden_path(name: str) -> pathlib.Path:
     return GOLDEN_DIR / f"{name}.npz"
+
+
+def lite_golden_pixels(height: int, width: int, seed: int) -> np.ndarray:
+    """A reproducible u8[1, H, W, 3] frame: smooth random colour blobs plus pixel noise (NHWC)."""
+    rng = np.random.default_rng(seed + 2000)
+    coarse = rng.uniform(0, 255, (1, 4, 4, 3))
+    rows = np.linspace(0, 3, height)
+    cols = np.linspace(0, 3, width)
+    r0, c0 = np.floor(rows).astype(int).clip(0, 2), np.floor(cols).astype(int).clip(0, 2)
+    fr, fc = (rows - r0)[None, :, None, None], (cols - c0)[None, None, :, None]
+    top = coarse[:, r0][:, :, c0] * (1 - fc) + coarse[:, r0][:, :, c0 + 1] * fc
+    bottom = coarse[:, r0 + 1][:, :, c0] * (1 - fc) + coarse[:, r0 + 1][:, :, c0 + 1] * fc
+    smooth = top * (1 - fr) + bottom * fr
+    return np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).round().astype(np.uint8)
 
 
 def golden_input(height: int, width: int, seed: int) -> np.ndarray:

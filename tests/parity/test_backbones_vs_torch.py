@@ -1,7 +1,8 @@
 """Live parity against PyTorch references (skipped when torch is not installed).
 
-- EfficientNet-Lite0 with the real packaged weights vs ``efficientnet_lite_pytorch``
-  (dynamic TF-SAME padding), including sizes that are not multiples of 32.
+- EfficientNet-Lite0, Lite1 and Lite2 with the real packaged weights vs
+  ``efficientnet_lite_pytorch`` (dynamic TF-SAME padding), including sizes that
+  are not multiples of 32; their block tables vs the reference builder's.
 - DINOv2 ViT-S/14 with random weights vs the hub forward transcribed in
   ``torch_references.DinoV2Reference``, at sizes that resample the position grid.
 - The numpy bicubic weights vs ``torch.nn.functional.interpolate`` itself.
@@ -44,6 +45,44 @@ def test_lite0_matches_reference_pytorch_model_at_every_tap(
     x = (image * 255.0 - 127.0) / 128.0
     ours = run_backbone("efficientnet_lite0", lite0_packaged_variables, x)
     assert_taps_close(ours, torch_refs.lite0_taps(model, x), tol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_block_groups_and_input_size_are_the_reference_builders(arch, torch_refs):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the reference Lite package is not installed")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from models_jax.backbones import get_backbone_spec
+    from models_jax.backbones.efficientnet_lite import LITE_VARIANTS
+
+    model = EfficientNet.from_name(arch.replace("_", "-"), image_size=None)
+    groups, start = [], 0
+    for end in torch_refs.lite_group_ends(model):
+        first = model._blocks[start]._block_args
+        stride = first.stride if isinstance(first.stride, int) else first.stride[0]
+        groups.append((end - start, first.kernel_size, stride, first.expand_ratio, first.input_filters, first.output_filters))
+        start = end
+    assert tuple(groups) == LITE_VARIANTS[arch][0]
+    assert model._conv_stem.out_channels == 32 and model._conv_head.out_channels == 1280
+    assert get_backbone_spec(arch).default_input_size == EfficientNet.get_image_size(arch.replace("_", "-"))
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_lite1", "efficientnet_lite2"])
+@pytest.mark.parametrize("height, width", [(96, 128), (75, 53), (None, None)])  # None: the native 240 / 260
+def test_scaled_lite_matches_reference_pytorch_model_at_every_tap(
+    arch, height, width, torch_refs, lite_checkpoint_path, lite_packaged_variables, run_backbone, assert_taps_close
+):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the reference Lite package is not installed")
+    from models_jax.backbones import get_backbone_spec
+
+    if height is None:
+        height = width = get_backbone_spec(arch).default_input_size
+    model = torch_refs.lite_reference(torch.load(lite_checkpoint_path(arch), map_location="cpu", weights_only=True), arch)
+    rng = np.random.default_rng(height * width + 1)
+    image = rng.uniform(0.0, 1.0, (2, height, width, 3)).astype(np.float32)
+    x = (image * 255.0 - 127.0) / 128.0
+    errors = assert_taps_close(run_backbone(arch, lite_packaged_variables(arch), x), torch_refs.lite_taps(model, x), tol=1e-4)
+    print(f"{arch} {height}x{width} max abs error per tap: " + ", ".join(f"{t} {e:.2e}" for t, e in errors.items()))
 
 
 @pytest.mark.parametrize("height, width", [(56, 70), (518, 42), (224, 224)])

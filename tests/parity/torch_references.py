@@ -5,8 +5,10 @@ tests (through ``conftest.py``).  Every function returns NHWC numpy arrays
 (grid taps ``[B, h, w, C]``, others ``[B, C]``) so results compare directly
 with the Flax modules.
 
-- Lite0: the ``efficientnet_lite_pytorch`` model itself (built with
-  ``image_size=None``, i.e. dynamic TF-SAME padding), run block by block.
+- EfficientNet-Lite0/1/2: the ``efficientnet_lite_pytorch`` model itself (built
+  with ``image_size=None``, i.e. dynamic TF-SAME padding), run block by block;
+  the block-group boundaries are read off the reference model (a group starts
+  at every block whose input and output widths differ).
 - torchvision ResNets: the torchvision model's own submodules.
 - DINOv2: :class:`DinoV2Reference`, a transcription of
   facebookresearch/dinov2's ``DinoVisionTransformer`` forward (hub settings
@@ -31,13 +33,13 @@ __all__ = [
     "nhwc_to_nchw",
     "lite0_reference",
     "lite0_taps",
+    "lite_reference",
+    "lite_taps",
+    "lite_group_ends",
     "torchvision_resnet_taps",
     "DinoV2Reference",
     "load_numpy_state_dict",
 ]
-
-_LITE0_GROUP_ENDS = (1, 3, 5, 8, 11, 15, 16)
-
 
 def nhwc_to_nchw(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))))
@@ -51,27 +53,45 @@ def load_numpy_state_dict(module: nn.Module, state_dict: dict, strict: bool = Tr
     return module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()}, strict=strict)
 
 
-# ----------------------------------------------------------------------------- Lite0
+# ----------------------------------------------------------------------------- EfficientNet-Lite
 
 
-def lite0_reference(state_dict) -> nn.Module:
-    """The reference EfficientNet-Lite0 with dynamic SAME padding, weights loaded, eval mode."""
+def lite_reference(state_dict, arch: str = "efficientnet_lite0") -> nn.Module:
+    """The reference EfficientNet-Lite ``arch`` (``efficientnet_liteN``) with dynamic SAME padding,
+    weights loaded (strict), eval mode."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    model = EfficientNet.from_name(arch.replace("_", "-"), image_size=None)
     sd = {k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v))) for k, v in state_dict.items()}
     model.load_state_dict(sd, strict=True)
     return model.eval()
 
 
+def lite0_reference(state_dict) -> nn.Module:
+    """The reference EfficientNet-Lite0 with dynamic SAME padding, weights loaded, eval mode."""
+    return lite_reference(state_dict, "efficientnet_lite0")
+
+
+def lite_group_ends(model: nn.Module) -> tuple[int, ...]:
+    """Cumulative block count at the end of each block group of the reference ``model``.
+
+    Every group's first block changes the width (32->16, 16->24, ...) and its
+    repeats keep it, so the groups are read off the blocks' own arguments.
+    """
+    starts = [i for i, block in enumerate(model._blocks) if block._block_args.input_filters != block._block_args.output_filters]
+    assert starts[0] == 0
+    return tuple(starts[1:]) + (len(model._blocks),)
+
+
 @torch.no_grad()
-def lite0_taps(model: nn.Module, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
+def lite_taps(model: nn.Module, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tap of the reference Lite ``model`` (``stem``, ``stage1..7``, ``features``, ``logits``)."""
     x = nhwc_to_nchw(x_nhwc)
     out = {}
     x = model._swish(model._bn0(model._conv_stem(x)))
     out["stem"] = _grid(x)
     start = 0
-    for g, end in enumerate(_LITE0_GROUP_ENDS):
+    for g, end in enumerate(lite_group_ends(model)):
         for block in model._blocks[start:end]:
             x = block(x, drop_connect_rate=None)  # eval: drop-connect is identity anyway
         out[f"stage{g + 1}"] = _grid(x)
@@ -83,6 +103,9 @@ def lite0_taps(model: nn.Module, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
     pooled = model._avg_pooling(x).flatten(1)
     out["logits"] = model._fc(model._dropout(pooled)).numpy()
     return out
+
+
+lite0_taps = lite_taps
 
 
 # ----------------------------------------------------------------------------- torchvision

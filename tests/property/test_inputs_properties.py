@@ -35,6 +35,8 @@ def valid_inputs(draw, fmt=None):
     fmt = draw(st.sampled_from(IMAGE_FORMATS)) if fmt is None else fmt
     h, w = draw(SIDE), draw(SIDE)
     batch = draw(st.one_of(st.none(), st.integers(1, 3)))
+    if fmt.layout == "hw" and batch is not None and w in (1, 3, 4):
+        w = {1: 2, 3: 5, 4: 5}[w]  # gray batches whose last axis looks like channels are refused
     shape = _frame_shape(fmt, h, w)
     if batch is not None:
         shape = (batch, *shape)

@@ -11,6 +11,8 @@ __all__ = ["MAPPING_ARCHS", "get_mapping"]
 # Explicit table (no module scanning): backbone name -> module under weights_convert.mappings.
 MAPPING_ARCHS: tuple[str, ...] = (
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "resnet18",
     "wide_resnet50_2",
     "dinov2_vits14",

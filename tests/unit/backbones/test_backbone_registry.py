@@ -16,7 +16,16 @@ from models_jax.backbones import (
     list_backbones,
 )
 
-ALL = ("efficientnet_lite0", "resnet18", "wide_resnet50_2", "dinov2_vits14", "tiny_resnet")
+ALL = (
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "resnet18",
+    "wide_resnet50_2",
+    "dinov2_vits14",
+    "tiny_resnet",
+)
+LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def test_every_backbone_of_the_contract_is_registered():
@@ -35,6 +44,8 @@ def test_unknown_backbone_name_is_rejected_with_the_accepted_names():
     [
         # torchvision / reference parameter counts without the classifier (Lite0 keeps its fc).
         ("efficientnet_lite0", 4_652_008),
+        ("efficientnet_lite1", 5_416_680),
+        ("efficientnet_lite2", 6_092_072),
         ("resnet18", 11_689_512 - 513_000),
         ("wide_resnet50_2", 68_883_240 - 2_049_000),
         ("dinov2_vits14", 22_056_576 - 384),  # the hub model minus the training-only mask_token
@@ -73,13 +84,51 @@ def test_spec_lookups_reject_unknown_and_non_grid_taps():
     assert spec.channels("logits") == 1000
 
 
-def test_lite0_stride_8_and_16_taps_are_stage3_and_stage5():
-    spec = get_backbone_spec("efficientnet_lite0")
+@pytest.mark.parametrize(
+    "name, stride8_channels, stride16_channels, input_size",
+    [("efficientnet_lite0", 40, 112, 224), ("efficientnet_lite1", 40, 112, 240), ("efficientnet_lite2", 48, 120, 260)],
+)
+def test_lite_stride_8_and_16_taps_are_stage3_and_stage5(name, stride8_channels, stride16_channels, input_size):
+    spec = get_backbone_spec(name)
     assert [t for t in spec.grid_taps if spec.stride(t) == 8] == ["stage3"]
     assert [t for t in spec.grid_taps if spec.stride(t) == 16] == ["stage4", "stage5"]
-    assert (spec.channels("stage3"), spec.channels("stage5")) == (40, 112)
+    assert (spec.channels("stage3"), spec.channels("stage5")) == (stride8_channels, stride16_channels)
+    assert (spec.channels("stem"), spec.channels("features")) == (32, 1280)  # never scaled
+    assert spec.default_input_size == input_size
     assert spec.normalization == "efficientnet_lite"
     assert spec.has_pretrained
+
+
+def _reference_lite_groups(width: float, depth: float):
+    """The block groups of ``efficientnet_lite_pytorch``'s builder, transcribed: ``round_filters``
+    (divisor 8, never more than 10% below ``c*width``), ``ceil(depth*r)`` repeats except for the
+    first and last group (``fix_head_stem``), and the first group's input pinned to the 32-wide stem."""
+    base = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+            (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+
+    def round_filters(c):
+        scaled = c * width
+        rounded = max(8, int(scaled + 4) // 8 * 8)
+        return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+    groups = []
+    for i, (r, k, s, e, cin, cout) in enumerate(base):
+        fixed = i in (0, len(base) - 1)
+        repeats = r if fixed else math.ceil(depth * r)
+        groups.append((repeats, k, s, e, 32 if i == 0 else round_filters(cin), round_filters(cout)))
+    return tuple(groups)
+
+
+@pytest.mark.parametrize(
+    "name, width, depth", [("efficientnet_lite0", 1.0, 1.0), ("efficientnet_lite1", 1.0, 1.1), ("efficientnet_lite2", 1.1, 1.2)]
+)
+def test_lite_block_tables_are_the_reference_width_and_depth_scaling(name, width, depth):
+    from models_jax.backbones.efficientnet_lite import LITE_VARIANTS
+
+    groups, _ = LITE_VARIANTS[name]
+    assert groups == _reference_lite_groups(width, depth)
+    shapes = backbone_variable_shapes(name)
+    assert sum(1 for p in shapes if p.endswith("/project_conv/kernel")) == sum(g[0] for g in groups)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "wide_resnet50_2", "tiny_resnet"])

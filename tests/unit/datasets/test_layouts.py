@@ -180,8 +180,8 @@ def test_btad_layout_reads_ok_ko_folders_and_bmp_masks(tree, tmp_path):
 def test_load_split_dispatches_by_name_and_lists_accepted_names(tree, tmp_path):
     _mvtec(tree, tmp_path)
     assert load_split("mvtec", tmp_path, "bottle") == load_mvtec_split(tmp_path, "bottle")
-    assert sorted(DATASET_LOADERS) == ["btad", "custom", "mvtec", "visa"]
-    with pytest.raises(ValueError, match=r"unknown dataset 'kolektor'; accepted: \['btad', 'custom', 'mvtec', 'visa'\]"):
+    assert sorted(DATASET_LOADERS) == ["btad", "custom", "manifest", "mvtec", "visa"]
+    with pytest.raises(ValueError, match=r"unknown dataset 'kolektor'; accepted: \['btad', 'custom', 'manifest', 'mvtec', 'visa'\]"):
         load_split("kolektor", tmp_path, "bottle")
 
 

@@ -79,3 +79,39 @@ def test_quantile_of_no_scores_is_rejected():
 def test_quantile_of_non_finite_scores_is_rejected():
     with pytest.raises(ValueError, match="non-finite"):
         quantile_threshold([1.0, np.inf], 0.5)
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_score_is_never_labelled(score):
+    from pyimgano.inference import NonFiniteScoreError
+
+    with pytest.raises(NonFiniteScoreError, match="non-finite score cannot be labelled"):
+        label_from_score(score, 0.5)
+    with pytest.raises(NonFiniteScoreError, match="threshold"):
+        label_from_score(0.1, score)
+    assert label_from_score(score, None) is None  # no threshold, no label to get wrong
+
+
+def test_infer_frames_names_the_non_finite_frame_and_keeps_the_others(tiny_state, frames_factory, monkeypatch):
+    import numpy as np
+
+    import pyimgano.inference.api as api
+    from pyimgano.inference import NonFiniteScoreError, infer_frames
+    from pyimgano.state import with_threshold
+
+    real = api.predict_frames
+
+    def one_nan(state, frames, **kwargs):
+        scores, maps = real(state, frames, **kwargs)
+        scores = scores.copy()
+        scores[1] = np.nan
+        return scores, maps
+
+    monkeypatch.setattr(api, "predict_frames", one_nan)
+    state = with_threshold(tiny_state, 0.5)
+    with pytest.raises(NonFiniteScoreError, match="frame 1 of 3 scored nan") as info:
+        infer_frames(state, list(frames_factory(3, seed=4)))
+    assert info.value.indices == (1,)
+    assert info.value.results[1] is None
+    assert [r.label for r in info.value.results if r is not None] == [int(r.score > 0.5) for r in
+                                                                    info.value.results if r is not None]

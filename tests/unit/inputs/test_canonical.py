@@ -42,9 +42,19 @@ def test_a_single_frame_array_gives_a_list_of_one():
 
 
 def test_a_gray_batch_is_decided_by_ndim():
-    batch = np.zeros((5, 2, 3), np.uint8)  # five 2x3 gray frames, not one (2, 3) colour image
+    batch = np.zeros((5, 2, 7), np.uint8)  # five 2x7 gray frames
     frames = canonicalize_images(batch, input_format="gray_u8_hw")
-    assert [f.shape for f in frames] == [(2, 3, 3)] * 5
+    assert [f.shape for f in frames] == [(2, 7, 3)] * 5
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_a_colour_looking_array_declared_gray_is_refused_not_split_into_frames(channels):
+    image = np.zeros((64, 64, channels), np.uint8)
+    with pytest.raises(ValueError, match=rf"gray_u8_hw.*\(64, 64, {channels}\).*colour channels"):
+        canonicalize_images(image, input_format="gray_u8_hw")
+    # Frames that narrow remain possible, unambiguously, as a list of (H, W) arrays.
+    frames = canonicalize_images([np.zeros((64, channels), np.uint8)] * 2, input_format="gray_u8_hw")
+    assert [f.shape for f in frames] == [(64, channels, 3)] * 2
 
 
 def test_frames_of_different_sizes_may_share_a_list():

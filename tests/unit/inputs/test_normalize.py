@@ -88,12 +88,12 @@ def test_gray_is_repeated_to_three_channels():
     [
         ("bgr_u8_hwc", np.zeros((4, 2, 3, 3), np.uint8)),
         ("rgb_f32_chw", np.zeros((4, 3, 2, 3), np.float32)),
-        ("gray_u16_hw", np.zeros((4, 2, 3), np.uint16)),
+        ("gray_u16_hw", np.zeros((4, 2, 6), np.uint16)),  # a last axis of 1, 3 or 4 is refused (colour-like)
     ],
 )
 def test_a_batch_has_one_more_leading_dim(fmt, batch):
     out = normalize_numpy_image(batch, input_format=fmt)
-    assert out.shape == (4, 2, 3, 3)
+    assert out.shape == ((4, 2, 6, 3) if fmt == "gray_u16_hw" else (4, 2, 3, 3))
     assert out.flags.c_contiguous
 
 

@@ -75,14 +75,15 @@ def test_knn_rejects_k_larger_than_the_bank():
         nearest_neighbors(jnp.zeros((2, 3)), jnp.zeros((4, 3)), k=5)
 
 
-def test_sharded_knn_equals_single_device_knn():
+@pytest.mark.parametrize("k", [1, 3])
+def test_sharded_knn_equals_single_device_knn(k):
     assert jax.device_count() >= 2, "tests/conftest.py forces 2 host devices"
     mesh = Mesh(np.array(jax.devices()[:2]), ("bank",))
     rng = np.random.default_rng(1)
     q = jnp.asarray(rng.normal(size=(7, 4)).astype(np.float32))
     b = jnp.asarray(rng.normal(size=(40, 4)).astype(np.float32))
-    d1, i1 = nearest_neighbors(q, b, k=3, bank_chunk=8)
-    d2, i2 = nearest_neighbors_sharded(q, b, mesh, k=3, bank_chunk=8)
+    d1, i1 = nearest_neighbors(q, b, k=k, bank_chunk=8)
+    d2, i2 = nearest_neighbors_sharded(q, b, mesh, k=k, bank_chunk=8)
     np.testing.assert_allclose(np.asarray(d1), np.asarray(d2), atol=1e-5)
     np.testing.assert_array_equal(np.asarray(i1), np.asarray(i2))
 

