@@ -27,12 +27,22 @@ import numpy as np
 import optax
 
 from models_jax.detectors.common import Prediction, as_image_size, positive, tuple_or_none
-from models_jax.detectors.training_config import check_training_fields
+from models_jax.detectors.training_config import check_training_fields, trained_variable_specs
 from models_jax.nets import ConvAutoencoder
 from models_jax.ops import gaussian_blur
 from models_jax.training import CheckpointStore, fit_trained, jitted_init, make_optimizer
 
-__all__ = ["AutoencoderConfig", "AutoencoderState", "fit", "predict", "build_net", "init_trainable", "training_loss", "build_optimizer"]
+__all__ = [
+    "AutoencoderConfig",
+    "AutoencoderState",
+    "fit",
+    "predict",
+    "state_shapes",
+    "build_net",
+    "init_trainable",
+    "training_loss",
+    "build_optimizer",
+]
 
 
 @attrs.frozen
@@ -82,6 +92,11 @@ def init_trainable(config: AutoencoderConfig, key: jax.Array, frozen) -> tuple[d
     del frozen
     variables = jitted_init(build_net, config)(key, jnp.zeros((1, *config.image_size, 3), jnp.float32))
     return variables["params"], variables["batch_stats"]
+
+
+def state_shapes(config: AutoencoderConfig) -> dict[str, tuple[tuple, str]]:
+    """``{array path: (shape, dtype)}`` of a fitted state of ``config`` (traced, nothing computed)."""
+    return trained_variable_specs(config, init_trainable, {}, "variables")
 
 
 def training_loss(config: AutoencoderConfig, params, batch_stats, frozen, images, key):

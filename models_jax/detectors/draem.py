@@ -41,13 +41,24 @@ import numpy as np
 import optax
 
 from models_jax.detectors.common import Prediction, as_image_size, positive
-from models_jax.detectors.training_config import check_training_fields
+from models_jax.detectors.training_config import check_training_fields, trained_variable_specs
 from models_jax.nets import DraemNet
 from models_jax.ops.anomaly_synthesis import synthesize_anomalies
 from models_jax.ops.ssim import ssim
 from models_jax.training import CheckpointStore, fit_trained, jitted_init, make_optimizer
 
-__all__ = ["DraemConfig", "DraemState", "fit", "predict", "build_net", "init_trainable", "training_loss", "build_optimizer", "focal_loss"]
+__all__ = [
+    "DraemConfig",
+    "DraemState",
+    "fit",
+    "predict",
+    "state_shapes",
+    "build_net",
+    "init_trainable",
+    "training_loss",
+    "build_optimizer",
+    "focal_loss",
+]
 
 
 @attrs.frozen
@@ -109,6 +120,11 @@ def focal_loss(logits: jax.Array, masks: jax.Array, gamma: float = 2.0) -> jax.A
     log_p = jax.nn.log_softmax(logits, axis=-1)
     log_pt = jnp.where(masks > 0.5, log_p[..., 1], log_p[..., 0])
     return jnp.mean(-((1.0 - jnp.exp(log_pt)) ** gamma) * log_pt)
+
+
+def state_shapes(config: DraemConfig) -> dict[str, tuple[tuple, str]]:
+    """``{array path: (shape, dtype)}`` of a fitted state of ``config`` (traced, nothing computed)."""
+    return trained_variable_specs(config, init_trainable, {}, "variables")
 
 
 def training_loss(config: DraemConfig, params, batch_stats, frozen, images, key):

@@ -42,9 +42,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from models_jax.backbones import build_backbone, get_backbone_spec
-from models_jax.detectors.common import BackboneFeatureConfig, Prediction, as_image_size, positive
-from models_jax.detectors.training_config import check_training_fields
+from models_jax.backbones import build_backbone, get_backbone_spec, init_backbone_variables
+from models_jax.detectors.common import (
+    BackboneFeatureConfig,
+    Prediction,
+    as_image_size,
+    backbone_variable_specs,
+    positive,
+)
+from models_jax.detectors.training_config import check_training_fields, trained_variable_specs
 from models_jax.nets import ReverseDistillationNet
 from models_jax.ops import gaussian_blur
 from models_jax.training import CheckpointStore, fit_trained, jitted_init, make_optimizer
@@ -54,6 +60,7 @@ __all__ = [
     "ReverseDistillationState",
     "fit",
     "predict",
+    "state_shapes",
     "build_net",
     "init_trainable",
     "training_loss",
@@ -150,6 +157,15 @@ def init_trainable(config: ReverseDistillationConfig, key: jax.Array, backbone_v
     dummy = [jnp.zeros(f.shape, f.dtype) for f in jax.eval_shape(partial(_encode, config), backbone_variables, images)]
     variables = jitted_init(build_net, config)(key, dummy)
     return variables["params"], variables["batch_stats"]
+
+
+def state_shapes(config: ReverseDistillationConfig) -> dict[str, tuple[tuple, str]]:
+    """``{array path: (shape, dtype)}`` of a fitted state of ``config``: the frozen encoder's
+    variables and the bottleneck + decoder's (traced, nothing computed)."""
+    encoder = jax.eval_shape(lambda key: init_backbone_variables(config.backbone, key=key), jax.random.PRNGKey(0))
+    shapes = backbone_variable_specs(config.backbone)
+    shapes.update(trained_variable_specs(config, init_trainable, encoder, "net_variables"))
+    return shapes
 
 
 def training_loss(config: ReverseDistillationConfig, params, batch_stats, backbone_variables, images, key):

@@ -43,11 +43,27 @@ import numpy as np
 import optax
 
 from models_jax.backbones import build_backbone, init_backbone_variables
-from models_jax.detectors.common import BackboneFeatureConfig, Prediction, as_image_size, positive
-from models_jax.detectors.training_config import check_training_fields
+from models_jax.detectors.common import (
+    BackboneFeatureConfig,
+    Prediction,
+    as_image_size,
+    backbone_variable_specs,
+    positive,
+)
+from models_jax.detectors.training_config import check_training_fields, trained_variable_specs
 from models_jax.training import CheckpointStore, fit_trained, make_optimizer
 
-__all__ = ["STFPMConfig", "STFPMState", "fit", "predict", "init_trainable", "training_loss", "build_optimizer", "layer_distances"]
+__all__ = [
+    "STFPMConfig",
+    "STFPMState",
+    "fit",
+    "predict",
+    "state_shapes",
+    "init_trainable",
+    "training_loss",
+    "build_optimizer",
+    "layer_distances",
+]
 
 
 @attrs.frozen
@@ -105,6 +121,14 @@ def init_trainable(config: STFPMConfig, key: jax.Array, frozen) -> tuple[dict, d
     """Random student variables ``(params, batch_stats)`` (the backbone's seeded init)."""
     variables = init_backbone_variables(config.backbone, key=key)
     return variables["params"], variables["batch_stats"]
+
+
+def state_shapes(config: STFPMConfig) -> dict[str, tuple[tuple, str]]:
+    """``{array path: (shape, dtype)}`` of a fitted state of ``config``: the teacher's and the
+    student's variables of ``config.backbone`` (traced, nothing computed)."""
+    shapes = backbone_variable_specs(config.backbone, "teacher_variables")
+    shapes.update(trained_variable_specs(config, init_trainable, None, "student_variables"))
+    return shapes
 
 
 def training_loss(config: STFPMConfig, params, batch_stats, teacher_variables, images, key):

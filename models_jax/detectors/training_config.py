@@ -8,9 +8,14 @@ declares the same training fields with its paper's defaults -- ``epochs``, ``lr`
 
 from __future__ import annotations
 
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
 from models_jax.training import SCHEDULES
 
-__all__ = ["TRAINING_FIELDS", "check_training_fields"]
+__all__ = ["TRAINING_FIELDS", "check_training_fields", "trained_variable_specs"]
 
 #: Fields every trained detector config has (``pyimgano.fit(name, ..., epochs=3, lr=1e-3)``).
 TRAINING_FIELDS: tuple[str, ...] = ("epochs", "lr", "batch_size", "lr_schedule", "grad_clip_norm", "seed", "image_size")
@@ -38,3 +43,27 @@ def check_training_fields(config, *, size_multiple: int = 1) -> None:
             f"{type(config).__name__} needs image_size divisible by {size_multiple} "
             f"(its network halves the resolution that often), got {(h, w)}"
         )
+
+
+def _flat_specs(tree: Mapping, prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    flat: dict[str, tuple[tuple[int, ...], str]] = {}
+    for name, value in tree.items():
+        path = f"{prefix}/{name}"
+        if isinstance(value, Mapping):
+            flat.update(_flat_specs(value, path))
+        else:
+            flat[path] = (tuple(value.shape), np.dtype(value.dtype).name)
+    return flat
+
+
+def trained_variable_specs(
+    config, init: Callable[..., Any], frozen: Any, prefix: str
+) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{"<prefix>/params/...": (shape, dtype)}`` of the variables ``init`` makes for ``config``.
+
+    For a trained detector's ``state_shapes`` hook: ``init(config, key, frozen) ->
+    (params, batch_stats)`` is traced with ``jax.eval_shape`` (no weights made);
+    ``frozen`` may itself be abstract (``jax.ShapeDtypeStruct`` leaves).
+    """
+    params, batch_stats = jax.eval_shape(lambda key: init(config, key, frozen), jax.random.PRNGKey(0))
+    return _flat_specs({"params": params, "batch_stats": batch_stats}, prefix)

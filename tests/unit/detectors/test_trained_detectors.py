@@ -148,3 +148,26 @@ def test_an_image_size_the_network_cannot_halve_often_enough_is_refused(name):
 def test_checkpoint_dir_is_refused_for_a_detector_that_does_not_train(frames_factory, tiny_patchcore_kwargs, tmp_path):
     with pytest.raises(ValueError, match="does not train"):
         pyimgano.fit("vision_patchcore", frames_factory(2), "rgb_u8_hwc", checkpoint_dir=tmp_path, **tiny_patchcore_kwargs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_state_shapes_hook_names_every_array_of_a_fitted_state_and_refuses_a_narrowed_one(name, trained):
+    import attrs
+
+    from pyimgano.fileio import flatten_tree, unflatten_tree
+    from pyimgano.registry import get_detector
+    from pyimgano.state_integrity import check_model_arrays, model_arrays
+
+    state, _ = trained(name)
+    spec, model = get_detector(name), state.model
+    expected = spec.state_shapes(model.config)
+    arrays = model_arrays(model)
+    assert {p: (tuple(a.shape), np.dtype(a.dtype).name) for p, a in arrays.items()} == expected
+    check_model_arrays(spec, model, "state")
+    field = [f.name for f in attrs.fields(type(model)) if f.name != "config"][-1]
+    flat = flatten_tree(getattr(model, field))
+    path = next(p for p in sorted(flat) if np.ndim(flat[p]) >= 1 and np.shape(flat[p])[-1] > 1)
+    flat[path] = flat[path][..., :1]  # e.g. a conv kernel with one output channel left
+    narrowed = attrs.evolve(model, **{field: unflatten_tree(flat)})
+    with pytest.raises(ValueError, match=f"{field}/{path} has shape"):
+        check_model_arrays(spec, narrowed, "state")
