@@ -345,7 +345,8 @@ class _Run:
             chosen = use_devices(opts.device)
         except DeviceError as exc:
             raise UsageError(f"--device: {exc}") from None
-        log.info("devices: %d x %s (%s)", len(chosen), chosen[0].platform, opts.device)
+        self.devices_text = f"{len(chosen)} x {chosen[0].platform}"
+        log.debug("devices: %s (--device %s)", self.devices_text, opts.device)
         if opts.compilation_cache:
             try:
                 folder = enable_compilation_cache(opts.compilation_cache)
@@ -420,7 +421,8 @@ class _Run:
                             defects=opts.defects_config.to_mapping() if opts.defects else None,
                             input_format=opts.input_format)
             log.info("saved the calibrated state and %s", path)
-        log.info("scoring %d input(s) with %s; image threshold %s%s", len(items), state.detector,
+        log.info("scoring %d input(s) with %s on %s; image threshold %s%s", len(items), state.detector,
+                 self.devices_text,
                  _describe_threshold(state.threshold, state.provenance),
                  "" if not opts.defects else f"; pixel threshold {_describe_threshold(state.pixel_threshold, state.pixel_provenance)}")
         stop_code = self._write_records(state, items, names, point, resumed=previous is not None)

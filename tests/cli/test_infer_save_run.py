@@ -3,6 +3,7 @@ headless runs say what they do on stderr; a closed stdout pipe ends quietly."""
 
 import io
 import json
+import re
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_save_run_needs_train_dir(run_cli, checkpoint, image_dirs, tmp_path):
 def test_a_headless_run_writes_a_start_and_a_summary_line_and_quiet_silences_them(run_cli, checkpoint, image_dirs):
     run = run_cli("--checkpoint-path", checkpoint, "--input", image_dirs["test"])
     lines = run.err.strip().splitlines()
-    assert lines[0].startswith("pyimgano-infer: scoring 3 input(s) with vision_patchcore; image threshold ")
+    assert re.match(r"pyimgano-infer: scoring 3 input\(s\) with vision_patchcore on \d+ x cpu; image threshold ", lines[0])
     assert lines[-1].startswith("pyimgano-infer: done: 3 of 3 input(s) scored (") and "0 error(s)" in lines[-1]
     quiet = run_cli("-q", "--checkpoint-path", checkpoint, "--input", image_dirs["test"])
     assert quiet.code == 0 and quiet.err == "" and quiet.records() == run.records()
