@@ -7,11 +7,14 @@ canonical frames to :func:`pyimgano.scoring.predict_frame_stream`, which runs th
 detector's jitted program with the state's tiling and post-processing, decoding the
 next batch while the device scores the current one (at most two batches in memory).
 ``fit`` reads the backbone weights through the shell (:mod:`pyimgano.weights`) and
-gives them to the detector's pure ``fit``.
+gives them to the detector's pure ``fit``. Trained detectors (tag ``requires_training``)
+also receive a checkpoint store when ``checkpoint_dir`` is given
+(:class:`pyimgano.checkpoints.CheckpointDir`), which makes an interrupted fit resumable.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import attrs
@@ -19,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pyimgano.checkpoints import CheckpointDir
 from pyimgano.inputs import canonical_batches, input_items
 from pyimgano.registry import get_detector, spec_for_config
 from pyimgano.scoring import predict_frame_stream, prepare_frames
@@ -60,6 +64,7 @@ def fit(
     key: jax.Array | None = None,
     u16_max: int | None = None,
     progress: Callable[[int], None] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
     **overrides,
 ) -> DetectorState:
     """Fit a detector on normal frames and return its immutable :class:`DetectorState` (no threshold).
@@ -71,17 +76,28 @@ def fit(
       fmt: the :class:`~pyimgano.inputs.ImageFormat` (or its name) of array frames.
       key: PRNG key for the detector's randomness; default ``PRNGKey(config.seed)``.
       u16_max: full-scale value for 16-bit inputs (e.g. 4095 for 12-bit sensors).
-      progress: optional callable receiving the number of frames processed so far.
+      progress: optional callable receiving the number of frames processed so far
+        (for trained detectors: ``N`` times the fraction of optimiser steps done).
+      checkpoint_dir: for trained detectors (tag ``requires_training``) only: a directory
+        that receives a checkpoint after every epoch; calling ``fit`` again with the same
+        arguments after an interruption resumes from it and gives the same weights as an
+        uninterrupted run (``docs/training.md``).
       **overrides: config fields when ``name_or_config`` is a name.
 
     Calibrate a threshold on other normal images with :func:`pyimgano.calibrate`, or
     use :func:`pyimgano.fit_calibrated` to hold part of ``frames`` out for it.
 
     Raises:
-      ValueError / TypeError: bad names, options, formats or frames (messages name them).
+      ValueError / TypeError: bad names, options, formats or frames (messages name them);
+        ``checkpoint_dir`` for a detector that does not train, or holding another run's checkpoint.
     """
     name, config = make_config(name_or_config, **overrides)
     spec = get_detector(name)
+    fit_options = {}
+    if checkpoint_dir is not None:
+        if "requires_training" not in spec.tags:
+            raise ValueError(f"checkpoint_dir is for trained detectors; {name} does not train")
+        fit_options["checkpoints"] = CheckpointDir(checkpoint_dir)
     items = input_items(frames, input_format=fmt)
     if len(items) == 0:
         raise ValueError(f"{name} needs at least one training frame, got none")
@@ -89,7 +105,7 @@ def fit(
     variables = backbone_variables_for(config)
     key = jax.random.PRNGKey(config.seed) if key is None else key
     prepared = (prepare_frames(config, chunk) for chunk in batches)
-    model = spec.fit(config, prepared, key=key, backbone_variables=variables, progress=progress)
+    model = spec.fit(config, prepared, key=key, backbone_variables=variables, progress=progress, **fit_options)
     return place_state(DetectorState(detector=name, model=model))
 
 

@@ -288,13 +288,14 @@ def fit_calibrated(
     key=None,
     u16_max: int | None = None,
     progress: Progress | None = None,
+    checkpoint_dir=None,
     **overrides,
 ) -> DetectorState:
     """Fit on a seeded part of ``frames`` and calibrate on the held-out rest: a deployable state.
 
     Args:
-      name_or_config, frames, fmt, key, u16_max, **overrides: as :func:`pyimgano.fit` (config fields
-        such as ``batch_size`` go to the detector config, which calibration uses too).
+      name_or_config, frames, fmt, key, u16_max, checkpoint_dir, **overrides: as :func:`pyimgano.fit`
+        (config fields such as ``batch_size`` go to the detector config, which calibration uses too).
       holdout: fraction of the images held out for calibration (default 0.2, at least one image).
       holdout_seed: seed of the split (default: the detector config's ``seed``).
       quantile, pixel_quantile, pixel_method, roi_xyxy_norm: as :func:`calibrate`.
@@ -323,7 +324,9 @@ def fit_calibrated(
         seed,
     )
     fit_progress = None if progress is None else (lambda n: progress("fit", n, len(fit_items)))
-    state = api.fit(config, fit_items, fmt, key=key, u16_max=u16_max, progress=fit_progress)
+    state = api.fit(
+        config, fit_items, fmt, key=key, u16_max=u16_max, progress=fit_progress, checkpoint_dir=checkpoint_dir
+    )
     state = with_postprocess(with_tiling(state, tiling), postprocess)
     return calibrate(
         state,

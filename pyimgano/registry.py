@@ -33,7 +33,18 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from models_jax.detectors import anomalydino, padim, patchcore, score_ensemble, softpatch, spade
+from models_jax.detectors import (
+    anomalydino,
+    autoencoder,
+    draem,
+    padim,
+    patchcore,
+    reverse_distillation,
+    score_ensemble,
+    softpatch,
+    spade,
+    stfpm,
+)
 
 __all__ = [
     "DetectorSpec",
@@ -105,7 +116,9 @@ class DetectorSpec:
       config_cls: the frozen attrs config class.
       state_cls: the model state class (None: states can be used but not saved,
         unless ``decode_state`` rebuilds them).
-      fit: ``(config, batches, *, key, backbone_variables, progress) -> state``.
+      fit: ``(config, batches, *, key, backbone_variables, progress) -> state``; a
+        detector tagged ``requires_training`` also takes ``checkpoints`` (a
+        :class:`pyimgano.checkpoints.CheckpointDir` or None) to make training resumable.
       predict: ``(state, images f32[B,H,W,3], out_hw) -> Prediction``.
       tags: capability tags, a subset of :data:`KNOWN_TAGS`.
       description, paper: one line each, shown by ``--model-info``.
@@ -329,4 +342,49 @@ register_detector(
     paper="(this library) batch-independent score ensemble; build with pyimgano.make_score_ensemble",
     encode_state=score_ensemble.encode_state,
     decode_state=score_ensemble.decode_state,
+)
+register_detector(
+    "vision_stfpm",
+    stfpm.STFPMConfig,
+    stfpm.fit,
+    stfpm.predict,
+    state_cls=stfpm.STFPMState,
+    state_shapes=stfpm.state_shapes,
+    tags={"numpy", "pixel_map", "pretrained_backbone", "requires_training"},
+    description="STFPM: a student trained to match a frozen teacher's normalised feature pyramid",
+    paper="Wang et al., Student-Teacher Feature Pyramid Matching for Anomaly Detection, BMVC 2021",
+)
+register_detector(
+    "vision_reverse_distillation",
+    reverse_distillation.ReverseDistillationConfig,
+    reverse_distillation.fit,
+    reverse_distillation.predict,
+    state_cls=reverse_distillation.ReverseDistillationState,
+    state_shapes=reverse_distillation.state_shapes,
+    tags={"numpy", "pixel_map", "pretrained_backbone", "requires_training"},
+    description="Reverse Distillation: a decoder trained to reconstruct a frozen encoder from a one-class bottleneck",
+    paper="Deng & Li, Anomaly Detection via Reverse Distillation from One-Class Embedding, CVPR 2022",
+    aliases=("vision_reverse_dist",),
+)
+register_detector(
+    "vision_draem",
+    draem.DraemConfig,
+    draem.fit,
+    draem.predict,
+    state_cls=draem.DraemState,
+    state_shapes=draem.state_shapes,
+    tags={"numpy", "pixel_map", "requires_training"},
+    description="DRAEM: reconstructive + discriminative networks trained on simulated (Perlin-noise) anomalies",
+    paper="Zavrtanik et al., DRAEM: a discriminatively trained reconstruction embedding, ICCV 2021",
+)
+register_detector(
+    "vision_ae",
+    autoencoder.AutoencoderConfig,
+    autoencoder.fit,
+    autoencoder.predict,
+    state_cls=autoencoder.AutoencoderState,
+    state_shapes=autoencoder.state_shapes,
+    tags={"numpy", "pixel_map", "requires_training"},
+    description="Convolutional autoencoder with a reconstruction-error map (the micro-finetune model)",
+    paper="Bergmann et al., MVTec AD (autoencoder baseline), CVPR 2019",
 )

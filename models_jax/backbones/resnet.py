@@ -1,7 +1,10 @@
 """ResNets in torchvision's layout (He et al. 2016; ResNet v1.5, stride on the 3x3 conv).
 
-Inference only: BatchNorm uses its running statistics (``batch_stats``), eps
-1e-5 as in torchvision.  Submodule names mirror torchvision's state_dict keys
+BatchNorm uses its running statistics (``batch_stats``), eps 1e-5 as in
+torchvision; ``train=True`` (a randomly initialised student being trained,
+:mod:`models_jax.detectors.stfpm`) normalises with batch statistics and updates
+the running ones with torch's momentum (0.1, i.e. flax ``momentum=0.9``), the
+caller applying with ``mutable=["batch_stats"]``.  Submodule names mirror torchvision's state_dict keys
 (``layer2_0/conv1`` for ``layer2.0.conv1``, ``downsample_conv``/``downsample_bn``
 for ``downsample.0``/``downsample.1``) so the key mapping in
 ``weights_convert/mappings/resnet18.py`` is a handful of regexes.
@@ -48,8 +51,8 @@ def _conv(features: int, kernel: int, stride: int, padding: int, name: str) -> n
     )
 
 
-def _bn(name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=True, epsilon=_BN_EPS, name=name)
+def _bn(name: str, train: bool = False) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=_BN_EPS, name=name)
 
 
 def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
@@ -77,13 +80,15 @@ class BasicBlock(nn.Module):
     planes: int
     stride: int
     project: bool
+    train: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        y = nn.relu(_bn("bn1")(_conv(self.planes, 3, self.stride, 1, "conv1")(x)))
-        y = _bn("bn2")(_conv(self.planes, 3, 1, 1, "conv2")(y))
+        t = self.train
+        y = nn.relu(_bn("bn1", t)(_conv(self.planes, 3, self.stride, 1, "conv1")(x)))
+        y = _bn("bn2", t)(_conv(self.planes, 3, 1, 1, "conv2")(y))
         if self.project:
-            x = _bn("downsample_bn")(_conv(self.planes, 1, self.stride, 0, "downsample_conv")(x))
+            x = _bn("downsample_bn", t)(_conv(self.planes, 1, self.stride, 0, "downsample_conv")(x))
         return nn.relu(y + x)
 
 
@@ -94,15 +99,17 @@ class Bottleneck(nn.Module):
     width: int  # inner width: planes * base_width / 64 (twice ``planes`` for wide_resnet50_2)
     stride: int
     project: bool
+    train: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         out_features = self.planes * 4
-        y = nn.relu(_bn("bn1")(_conv(self.width, 1, 1, 0, "conv1")(x)))
-        y = nn.relu(_bn("bn2")(_conv(self.width, 3, self.stride, 1, "conv2")(y)))
-        y = _bn("bn3")(_conv(out_features, 1, 1, 0, "conv3")(y))
+        t = self.train
+        y = nn.relu(_bn("bn1", t)(_conv(self.width, 1, 1, 0, "conv1")(x)))
+        y = nn.relu(_bn("bn2", t)(_conv(self.width, 3, self.stride, 1, "conv2")(y)))
+        y = _bn("bn3", t)(_conv(out_features, 1, 1, 0, "conv3")(y))
         if self.project:
-            x = _bn("downsample_bn")(_conv(out_features, 1, self.stride, 0, "downsample_conv")(x))
+            x = _bn("downsample_bn", t)(_conv(out_features, 1, self.stride, 0, "downsample_conv")(x))
         return nn.relu(y + x)
 
 
@@ -124,6 +131,7 @@ class ResNet(nn.Module):
       stage_widths: ``planes`` of each stage (64, 128, 256, 512 in torchvision).
       base_width: torchvision's ``width_per_group``; 128 doubles the bottleneck
         inner width (wide_resnet50_2).
+      train: BatchNorm with batch statistics (apply with ``mutable=["batch_stats"]``).
 
     Call: ``module.apply(variables, x, taps=("layer2", "layer3"))`` with
     ``x: f32[B, H, W, 3]`` (normalised with ImageNet mean/std) returns
@@ -139,12 +147,13 @@ class ResNet(nn.Module):
     stage_widths: tuple[int, ...] = (64, 128, 256, 512)
     base_width: int = 64
     arch: str = "resnet"
+    train: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, taps: Sequence[str] | None = None) -> dict[str, jnp.ndarray]:
         check_image_batch(x, self.arch)
         collector = TapCollector(resolve_taps(taps, RESNET_TAPS, self.arch))
-        x = nn.relu(_bn("bn1")(_conv(self.stem_width, 7, 2, 3, "conv1")(x)))
+        x = nn.relu(_bn("bn1", self.train)(_conv(self.stem_width, 7, 2, 3, "conv1")(x)))
         if collector.add("stem", x):
             return collector.features
         x = max_pool_3x3_s2(x)
@@ -155,12 +164,13 @@ class ResNet(nn.Module):
                 name = f"layer{stage + 1}_{index}"
                 if self.block == "basic":
                     out_features = planes
-                    x = BasicBlock(planes, stride, stride != 1 or in_features != out_features, name=name)(x)
+                    project = stride != 1 or in_features != out_features
+                    x = BasicBlock(planes, stride, project, self.train, name=name)(x)
                 elif self.block == "bottleneck":
                     out_features = planes * 4
                     width = planes * self.base_width // 64
                     project = stride != 1 or in_features != out_features
-                    x = Bottleneck(planes, width, stride, project, name=name)(x)
+                    x = Bottleneck(planes, width, stride, project, self.train, name=name)(x)
                 else:
                     raise ValueError(f"unknown ResNet block {self.block!r}; accepted: ['basic', 'bottleneck']")
                 in_features = out_features

@@ -7,6 +7,9 @@
 - :mod:`~models_jax.ops.pooling` -- ``adaptive_avg_pool1d`` over the channel axis.
 - :mod:`~models_jax.ops.gaussian_stats` -- streamed per-position Gaussians and Mahalanobis distances.
 - :mod:`~models_jax.ops.outliers` -- local outlier factor and nearest-other distance within a set.
+- :mod:`~models_jax.ops.perlin` -- Perlin noise with traced resolution and rotation.
+- :mod:`~models_jax.ops.ssim` -- structural similarity with a Gaussian window.
+- :mod:`~models_jax.ops.anomaly_synthesis` -- DRAEM's simulated anomalies (Perlin masks, procedural textures).
 """
 
 from models_jax.ops.coreset import coreset_coverage, greedy_coreset, random_projection

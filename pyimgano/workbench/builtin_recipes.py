@@ -53,9 +53,9 @@ def autoencoder_missing() -> str | None:
     """None when the ``vision_ae`` detector is registered, else what is missing."""
     if AUTOENCODER in list_detectors():
         return None
-    return (f"it trains the {AUTOENCODER} detector (a small autoencoder trained with optax, roadmap step 10), "
-            f"which this pyimgano does not register yet (registered: {list_detectors()}); "
-            "use recipe 'industrial-adapt' (PatchCore / PaDiM, no training) meanwhile, "
+    return (f"it trains the {AUTOENCODER} detector (a small autoencoder trained with optax), "
+            f"which is not registered (registered: {list_detectors()}; it was unregistered?); "
+            "use recipe 'industrial-adapt' (PatchCore / PaDiM, no training), "
             f"or register a {AUTOENCODER} detector with a plugin (pyimgano-train --plugin MODULE)")
 
 

@@ -43,18 +43,22 @@ def test_anomalib_train_is_not_available_and_names_the_alternatives():
     assert "industrial-adapt" in info["unavailable_reason"] and "micro-finetune-autoencoder" in info["unavailable_reason"]
 
 
-def test_micro_finetune_autoencoder_runs_only_with_vision_ae_and_says_so_until_then(tmp_path):
+def test_micro_finetune_autoencoder_runs_with_vision_ae_and_says_so_when_it_is_missing(tmp_path, monkeypatch):
+    from pyimgano.workbench import builtin_recipes
+
     info = recipe_info("micro-finetune-autoencoder")
     config = build_config({"recipe": "micro-finetune-autoencoder", "dataset": {"name": "custom", "root": str(tmp_path)},
                            "output": {"save_run": False}})
     assert config.training.enabled and config.model.name == "vision_ae" and config.training.epochs == 5
-    if "vision_ae" in list_detectors():
-        assert info["available"] and info["unavailable_reason"] is None
-    else:
-        assert not info["available"]
-        assert "vision_ae" in info["unavailable_reason"] and "optax" in info["unavailable_reason"]
-        with pytest.raises(ConfigError, match=r"recipe 'micro-finetune-autoencoder' cannot run: it trains the vision_ae"):
-            run_workbench(config)
+    assert "vision_ae" in list_detectors()
+    assert info["available"] and info["unavailable_reason"] is None
+    # Without vision_ae (unregistered), the recipe says what it needs and names the alternative.
+    monkeypatch.setattr(builtin_recipes, "list_detectors", lambda: ["vision_padim", "vision_patchcore"])
+    info = recipe_info("micro-finetune-autoencoder")
+    assert not info["available"]
+    assert "vision_ae" in info["unavailable_reason"] and "industrial-adapt" in info["unavailable_reason"]
+    with pytest.raises(ConfigError, match=r"recipe 'micro-finetune-autoencoder' cannot run: it trains the vision_ae"):
+        run_workbench(config)
 
 
 @pytest.fixture
