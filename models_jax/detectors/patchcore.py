@@ -64,7 +64,12 @@ from models_jax.detectors.memory_bank import (
     nearest_patch_distances,
     reweighted_max_score,
 )
-from models_jax.detectors.patch_embedding import locally_aware_patches, patch_projection_kernel, tap_features
+from models_jax.detectors.patch_embedding import (
+    AGGREGATIONS,
+    locally_aware_patches,
+    patch_projection_kernel,
+    tap_features,
+)
 
 __all__ = ["PatchCoreConfig", "PatchCoreState", "fit", "predict", "embed_patches", "patch_projection_kernel"]
 
@@ -88,6 +93,7 @@ class PatchCoreConfig(BackboneFeatureConfig):
     coreset_ratio: float = attrs.field(default=0.1, validator=_ratio)
     coreset_projection_dim: int | None = attrs.field(default=128, validator=positive)
     num_neighbors: int = attrs.field(default=9, validator=positive)
+    aggregation: str = attrs.field(default="adaptive_pool", validator=attrs.validators.in_(AGGREGATIONS))
     blur_sigma: float = attrs.field(default=4.0)
     batch_size: int = attrs.field(default=16, validator=positive)
     knn_chunk: int = attrs.field(default=4096, validator=positive)
@@ -127,6 +133,7 @@ def embed_patches(config: PatchCoreConfig, backbone_variables, images: jax.Array
         patch_size=config.patch_size,
         pretrain_embed_dim=config.pretrain_embed_dim,
         target_embed_dim=config.target_embed_dim,
+        aggregation=config.aggregation,
     )
 
 
