@@ -1,4 +1,5 @@
-"""PatchCore's convolutional embedding equals the reference unfold -> upsample -> pool -> concat -> pool."""
+"""PatchCore's convolutional embeddings equal their references: unfold -> upsample -> pool -> concat -> pool
+(``adaptive_pool``) and per-channel mean -> upsample -> concat (``channel_mean``, the default)."""
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +36,7 @@ def _reference_embedding(config, variables, images):
 def test_convolutional_embedding_equals_unfold_and_pool(pretrain, target, patch):
     config = PatchCoreConfig(
         backbone="tiny_resnet", pretrained=False, image_size=32,
-        pretrain_embed_dim=pretrain, target_embed_dim=target, patch_size=patch,
+        pretrain_embed_dim=pretrain, target_embed_dim=target, patch_size=patch, aggregation="adaptive_pool",
     )
     variables = init_backbone_variables(config.backbone, key=jax.random.key(0))
     images = jax.random.normal(jax.random.key(1), (2, 32, 32, 3), jnp.float32)
@@ -84,7 +85,13 @@ def test_channel_mean_embedding_equals_per_channel_average_and_concatenation(tar
 def test_adaptive_pool_needs_a_target_width_and_unknown_aggregations_are_refused():
     with pytest.raises(ValueError, match="aggregation"):
         PatchCoreConfig(backbone="tiny_resnet", pretrained=False, aggregation="sum")
-    config = PatchCoreConfig(backbone="tiny_resnet", pretrained=False, image_size=32, target_embed_dim=None)
+    config = PatchCoreConfig(backbone="tiny_resnet", pretrained=False, image_size=32, target_embed_dim=None,
+                             aggregation="adaptive_pool")
     variables = init_backbone_variables(config.backbone, key=jax.random.key(0))
     with pytest.raises(ValueError, match="needs a target_embed_dim"):
         embed_patches(config, variables, jnp.zeros((1, 32, 32, 3), jnp.float32))
+
+
+def test_the_default_embedding_is_the_channel_mean_at_lite0s_full_width():
+    config = PatchCoreConfig(pretrained=False)
+    assert config.aggregation == "channel_mean" and config.target_embed_dim == 40 + 112
