@@ -14,6 +14,7 @@ also receive a checkpoint store when ``checkpoint_dir`` is given
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Callable
 
@@ -22,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from models_jax.detectors.common import resolve_image_size
 from pyimgano.checkpoints import CheckpointDir
 from pyimgano.inputs import canonical_batches, input_items
 from pyimgano.registry import get_detector, spec_for_config
@@ -101,10 +103,13 @@ def fit(
     items = input_items(frames, input_format=fmt)
     if len(items) == 0:
         raise ValueError(f"{name} needs at least one training frame, got none")
-    batches = canonical_batches(items, input_format=fmt, batch_size=config.batch_size, u16_max=u16_max)
+    batches = iter(canonical_batches(items, input_format=fmt, batch_size=config.batch_size, u16_max=u16_max))
+    first = next(batches)
+    # The model input keeps the training frames' aspect ratio (config.keep_aspect): decided here, once.
+    config = resolve_image_size(config, first[0].shape[:2])
     variables = backbone_variables_for(config)
     key = jax.random.PRNGKey(config.seed) if key is None else key
-    prepared = (prepare_frames(config, chunk) for chunk in batches)
+    prepared = (prepare_frames(config, chunk) for chunk in itertools.chain([first], batches))
     model = spec.fit(config, prepared, key=key, backbone_variables=variables, progress=progress, **fit_options)
     return place_state(DetectorState(detector=name, model=model))
 

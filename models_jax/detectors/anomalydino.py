@@ -101,6 +101,7 @@ class AnomalyDINOConfig(BackboneFeatureConfig):
     """
 
     LAYER_STRIDES = (14,)
+    SIZE_MULTIPLE = 14
 
     # Redeclared (after the inherited fields) for other defaults; ``layers`` reads ``backbone``.
     backbone: str = "dinov2_vits14"

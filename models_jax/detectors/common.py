@@ -28,6 +28,8 @@ __all__ = [
     "BackboneFeatureConfig",
     "backbone_variable_specs",
     "layers_for",
+    "aspect_image_size",
+    "resolve_image_size",
 ]
 
 
@@ -89,6 +91,42 @@ def as_image_size(value) -> tuple[int, int]:
     if min(size) < 16:
         raise ValueError(f"image_size must be at least 16 pixels per side, got {size}")
     return size
+
+
+def aspect_image_size(short_side: int, frame_hw: tuple[int, int], multiple: int = 16) -> tuple[int, int]:
+    """``(h, w)`` with the aspect ratio of ``frame_hw``, the shorter side ``short_side`` and the
+    longer side rounded to the nearest multiple of ``multiple`` (at least ``short_side``).
+
+    torchvision's ``Resize(int)`` convention (the smaller edge is matched, the aspect kept),
+    with the longer side snapped to the backbone's grid so every feature cell covers whole
+    pixels: ``aspect_image_size(224, (768, 576)) == (304, 224)``; square frames give
+    ``(short_side, short_side)``.
+
+    Raises:
+      ValueError: non-positive sizes.
+    """
+    fh, fw = int(frame_hw[0]), int(frame_hw[1])
+    if min(fh, fw) < 1 or short_side < 1 or multiple < 1:
+        raise ValueError(f"sizes must be positive, got short_side={short_side}, frame_hw={frame_hw}, multiple={multiple}")
+    long_side = max(short_side, int(round(short_side * max(fh, fw) / min(fh, fw) / multiple)) * multiple)
+    return (short_side, long_side) if fh <= fw else (long_side, short_side)
+
+
+def resolve_image_size(config, frame_hw: tuple[int, int]):
+    """The config a detector is fitted with for training frames of size ``frame_hw``.
+
+    With ``config.keep_aspect`` (a :class:`BackboneFeatureConfig` field) the
+    model input keeps the frames' aspect ratio: the shorter side is ``min(config.image_size)``
+    and the longer one follows (:func:`aspect_image_size`, multiples of the config's
+    ``SIZE_MULTIPLE``), so a 768x576 frame is not squashed into a square. Without it (or for
+    a config without the field) the config is returned unchanged. Host-side, before ``fit``:
+    the fitted state keeps the resolved ``image_size``, which every later call (scoring,
+    tiling, exports, saved states) uses as is.
+    """
+    if not getattr(config, "keep_aspect", False):
+        return config
+    size = aspect_image_size(min(config.image_size), frame_hw, getattr(config, "SIZE_MULTIPLE", 16))
+    return config if size == tuple(config.image_size) else attrs.evolve(config, image_size=size)
 
 
 def positive(_inst, attribute, value) -> None:
@@ -154,9 +192,16 @@ class BackboneFeatureConfig:
     construction, so a bad config never reaches ``fit``.
 
     ``pretrained`` / ``weights_path`` / ``seed`` are read by the shell
-    (:mod:`pyimgano.weights`), which hands the variables to the detector's ``fit``."""
+    (:mod:`pyimgano.weights`), which hands the variables to the detector's ``fit``.
+
+    ``image_size`` is the model input ``(h, w)``. With ``keep_aspect``
+    :func:`pyimgano.fit` replaces it, before fitting, by the size with the training frames'
+    aspect ratio and the shorter side ``min(image_size)`` (:func:`resolve_image_size`); with
+    ``keep_aspect=False`` frames are resized to exactly ``image_size``."""
 
     LAYER_STRIDES: ClassVar[tuple[int, ...]] = (8, 16)
+    #: The longer side of an aspect-kept input is rounded to a multiple of this.
+    SIZE_MULTIPLE: ClassVar[int] = 16
 
     backbone: str = "efficientnet_lite0"
     layers: tuple[str, ...] = attrs.field(default=None, converter=attrs.Converter(layers_for, takes_self=True))
@@ -164,6 +209,7 @@ class BackboneFeatureConfig:
     weights_path: str | None = None
     image_size: tuple[int, int] = attrs.field(default=(224, 224), converter=as_image_size)
     interpolation: str = "bilinear"
+    keep_aspect: bool = False
 
 
 def backbone_variable_specs(backbone: str, prefix: str = "backbone_variables") -> dict[str, tuple[tuple, str]]:

@@ -32,8 +32,13 @@ __all__ = [
     "neighbourhood_patches",
     "align_to_grid",
     "patch_projection_kernel",
+    "channel_mean_kernel",
+    "AGGREGATIONS",
     "locally_aware_patches",
 ]
+
+#: How a neighbourhood becomes one patch vector (see :func:`locally_aware_patches`).
+AGGREGATIONS = ("adaptive_pool", "channel_mean")
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -98,12 +103,38 @@ def patch_projection_kernel(
     return kernel
 
 
+@functools.lru_cache(maxsize=64)
+def channel_mean_kernel(
+    channels: tuple[int, ...], layer: int, patch_size: int, target_embed_dim: int | None
+) -> np.ndarray:
+    """f32[k, k, C_layer, D] (HWIO): one layer's slice of the ``channel_mean`` embedding.
+
+    Every channel is averaged over the ``k x k`` neighbourhood (zero padded, count including
+    the padding, like ``torch.nn.AvgPool2d(k, 1, k // 2)``) and written to its own output
+    column: the layers' channels are concatenated, ``D = sum(channels)``. When
+    ``target_embed_dim`` is given and differs from that sum, the concatenation is
+    adaptively average-pooled to it (composed into the kernel, in float64).
+    """
+    k = patch_size
+    total = int(sum(channels))
+    offset = int(sum(channels[:layer]))
+    c = int(channels[layer])
+    weights = np.zeros((c, total), np.float64)
+    weights[np.arange(c), offset + np.arange(c)] = 1.0 / (k * k)
+    if target_embed_dim is not None and target_embed_dim != total:
+        weights = weights @ adaptive_avg_pool_matrix(total, target_embed_dim).astype(np.float64)
+    kernel = np.broadcast_to(weights[None, None], (k, k, *weights.shape)).astype(np.float32)
+    kernel.setflags(write=False)
+    return kernel
+
+
 def locally_aware_patches(
     feature_maps: Sequence[jax.Array],
     *,
     patch_size: int = 3,
     pretrain_embed_dim: int = 1024,
-    target_embed_dim: int = 1024,
+    target_embed_dim: int | None = 1024,
+    aggregation: str = "adaptive_pool",
 ) -> jax.Array:
     """PatchCore's patch embedding of several feature maps, f32[B, h0, w0, D] on the first map's grid.
 
@@ -118,22 +149,37 @@ def locally_aware_patches(
     materialising the ``C*k*k``-wide patches, and the upsampling runs on ``target_embed_dim``
     channels (tested against the reference to float rounding).
 
+    ``aggregation="channel_mean"`` is anomalib's variant instead
+    (:func:`channel_mean_kernel`): each channel averaged over the neighbourhood, the
+    layers' channels concatenated (width ``sum(C_i)``, or pooled to ``target_embed_dim``
+    when that is given and differs), so no channel is mixed with another.
+
     Args:
       feature_maps: ``f32[B, h_i, w_i, C_i]``, finest first.
       patch_size: odd neighbourhood side.
-      pretrain_embed_dim, target_embed_dim: the two pooling sizes.
+      pretrain_embed_dim, target_embed_dim: the two pooling sizes (``target_embed_dim`` None:
+        ``sum(C_i)``, only with ``channel_mean``).
+      aggregation: one of :data:`AGGREGATIONS`.
 
     Raises:
-      ValueError: no feature maps.
+      ValueError: no feature maps, or an unknown aggregation.
     """
     if not feature_maps:
         raise ValueError("locally_aware_patches needs at least one feature map")
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; accepted: {list(AGGREGATIONS)}")
+    if aggregation == "adaptive_pool" and target_embed_dim is None:
+        raise ValueError("aggregation 'adaptive_pool' needs a target_embed_dim")
     ref_hw = tuple(feature_maps[0].shape[1:3])
+    channels = tuple(int(grid.shape[-1]) for grid in feature_maps)
     total = None
     for layer, grid in enumerate(feature_maps):
-        kernel = patch_projection_kernel(
-            int(grid.shape[-1]), patch_size, pretrain_embed_dim, len(feature_maps), layer, target_embed_dim
-        )
+        if aggregation == "channel_mean":
+            kernel = channel_mean_kernel(channels, layer, patch_size, target_embed_dim)
+        else:
+            kernel = patch_projection_kernel(
+                channels[layer], patch_size, pretrain_embed_dim, len(feature_maps), layer, target_embed_dim
+            )
         # SAME zero padding, like torch.nn.Unfold(padding=k // 2) in the reference.
         out = jax.lax.conv_general_dilated(
             grid, jnp.asarray(kernel), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HI

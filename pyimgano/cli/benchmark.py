@@ -2,17 +2,22 @@
 
     pyimgano-benchmark --dataset D --root R --category C|all --model M [--model M2 ...] [--json]
                        [--config base.json] [--model-kwargs JSON] [--preset P] [--limit-train N] [--limit-test N]
+    pyimgano-benchmark --suite FILE [--data-root DIR] [--dataset LAYOUT:ROOT[:CATEGORY] ...] [--model M ...]
     pyimgano-benchmark --list-models [--tags numpy,pixel_map] [--json]
     pyimgano-benchmark --model-info NAME [--json]
 
 A comparison runs the ``industrial-adapt`` recipe (or the ``--config``'s) for each model
 (:func:`pyimgano.workbench.benchmark_models`, nothing written) and prints one table: metrics,
-fit seconds and test images per second. Exit codes: 0 ok; 2 bad flags, config, dataset, an
+fit seconds and test images per second. A suite (``--suite FILE`` and/or repeated
+``--dataset LAYOUT:ROOT[:CATEGORY]``) runs every model on every dataset
+(:func:`pyimgano.workbench.benchmark_suite`) and prints one row per model and dataset with the
+confusion counts at the calibrated threshold, then each model's mean row. Exit codes: 0 ok; 2 bad flags, config, dataset, an
 unknown tag or detector (the message lists the accepted ones).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Sequence, TextIO
@@ -24,11 +29,13 @@ from pyimgano.cli.common import CliParser, UsageError, add_standard_flags, int_t
 from pyimgano.datasets import DATASET_LOADERS, DatasetError
 from pyimgano.plugins import load_plugins
 from pyimgano.workbench.benchmark import benchmark_models
+from pyimgano.workbench.config import DEFAULT_MODEL
 from pyimgano.workbench.config_io import read_config_file
 from pyimgano.workbench.recipes import build_config
 from pyimgano.workbench.schema import ConfigError
+from pyimgano.workbench.suite import SUITE_COLUMNS, benchmark_suite, load_suite, parse_dataset_spec
 
-__all__ = ["main", "build_parser", "TABLE_COLUMNS"]
+__all__ = ["main", "build_parser", "TABLE_COLUMNS", "SUITE_TABLE_COLUMNS"]
 
 PROG = "pyimgano-benchmark"
 
@@ -38,6 +45,23 @@ TABLE_COLUMNS = (
     ("average_precision", "AP", 4), ("f1", "F1", 4), ("pixel_auroc", "pixel_auroc", 4), ("aupro", "AUPRO", 4),
     ("fit_s", "fit_s", 1), ("images_per_s", "images/s", 2),
 )
+_DIGITS = {"image_auroc": 4, "pixel_auroc": 4, "aupro": 4, "fit_s": 1, "images_per_s": 2}
+_HEADERS = {"images_per_s": "images/s", "aupro": "AUPRO"}
+#: ``(key, header, digits)`` of the suite table (:data:`pyimgano.workbench.suite.SUITE_COLUMNS`).
+SUITE_TABLE_COLUMNS = tuple((k, _HEADERS.get(k, k), _DIGITS.get(k, 0)) for k in SUITE_COLUMNS)
+
+
+def _dataset_arg(text: str):
+    """A layout name (``mvtec``) or a suite entry ``LAYOUT:ROOT[:CATEGORY]``."""
+    if ":" not in text:
+        if text not in DATASET_LOADERS:
+            raise argparse.ArgumentTypeError(f"unknown dataset layout {text!r}; accepted: {sorted(DATASET_LOADERS)} "
+                                             "(or LAYOUT:ROOT[:CATEGORY])")
+        return text
+    try:
+        return parse_dataset_spec(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _model_kwargs(text: str) -> tuple[str | None, dict]:
@@ -61,7 +85,14 @@ def build_parser() -> CliParser:
     p.add_argument("--plugin", action="append", default=None, metavar="MODULE",
                    help="import a module that registers detectors or recipes; repeatable")
     g = p.add_argument_group("comparison")
-    g.add_argument("--dataset", choices=sorted(DATASET_LOADERS), default=None, help="dataset layout")
+    g.add_argument("--dataset", type=_dataset_arg, action="append", default=None, metavar="LAYOUT[:ROOT[:CATEGORY]]",
+                   help=f"dataset layout ({', '.join(sorted(DATASET_LOADERS))}) with --root/--category; or, "
+                        "repeatable, LAYOUT:ROOT[:CATEGORY] entries of a suite")
+    g.add_argument("--suite", metavar="FILE", default=None,
+                   help="a suite file listing datasets (JSON/YAML; see docs/accuracy.md), e.g. "
+                        "benchmarks/suites/on_hand.json")
+    g.add_argument("--data-root", metavar="DIR", default=None,
+                   help="with --suite: the folder the suite's relative roots are under (default: the file's data_root)")
     g.add_argument("--root", metavar="PATH", default=None, help="dataset folder (manifest: the JSONL file)")
     g.add_argument("--category", metavar="CAT", default=None, help="category, or 'all'")
     g.add_argument("--model", action="append", default=None, metavar="NAME",
@@ -77,16 +108,57 @@ def build_parser() -> CliParser:
     return p
 
 
-def _compare(args, stdout: TextIO, stderr: TextIO) -> int:
-    if not args.model:
-        raise UsageError("--dataset needs at least one --model NAME to compare")
-    raw = read_config_file(args.config) if args.config else {}
+def _kwargs(args) -> tuple[dict, dict[str, dict]]:
     common: dict = {}
     per_model: dict[str, dict] = {}
     for name, kwargs in args.model_kwargs or ():
         (common if name is None else per_model.setdefault(name, {})).update(kwargs)
+    return common, per_model
+
+
+def _suite(args, entries: list, stdout: TextIO, stderr: TextIO) -> int:
+    if args.root is not None or args.category is not None:
+        raise UsageError("--root / --category go with a single --dataset LAYOUT; a suite entry names its own "
+                         "(LAYOUT:ROOT[:CATEGORY])")
+    if args.data_root is not None and args.suite is None:
+        raise UsageError("--data-root goes with --suite FILE")
+    datasets = list(load_suite(args.suite, data_root=args.data_root)) if args.suite else []
+    datasets.extend(entries)
+    raw = read_config_file(args.config) if args.config else {}
+    common, per_model = _kwargs(args)
+    models = args.model or [raw.get("model", {}).get("name") or DEFAULT_MODEL]
     overrides = {
-        "dataset.name": args.dataset, "dataset.root": args.root, "dataset.category": args.category,
+        "model.model_kwargs": common or None, "model.preset": args.preset, "model.device": args.device,
+        "dataset.limit_train": args.limit_train, "dataset.limit_test": args.limit_test,
+    }
+    with StageProgress(stderr) as progress:
+        rows = benchmark_suite(raw, datasets, models, overrides=overrides, model_kwargs=per_model, progress=progress)
+    if args.json:
+        stdout.write(json.dumps(rows, sort_keys=True, indent=2, allow_nan=False) + "\n")
+    else:
+        stdout.write(format_table(rows, SUITE_TABLE_COLUMNS))
+    return 0
+
+
+def _compare(args, stdout: TextIO, stderr: TextIO) -> int:
+    layouts = [d for d in args.dataset or () if isinstance(d, str)]
+    entries = [d for d in args.dataset or () if not isinstance(d, str)]
+    if args.suite is not None or entries:
+        if layouts:
+            raise UsageError(f"--dataset {layouts[0]} (a layout with --root) cannot be mixed with a suite; "
+                             "give suite entries as LAYOUT:ROOT[:CATEGORY]")
+        return _suite(args, entries, stdout, stderr)
+    if len(layouts) > 1:
+        raise UsageError("--dataset LAYOUT is given once; compare several datasets as LAYOUT:ROOT[:CATEGORY] "
+                         "entries or with --suite FILE")
+    if args.data_root is not None:
+        raise UsageError("--data-root goes with --suite FILE")
+    if not args.model:
+        raise UsageError("--dataset needs at least one --model NAME to compare")
+    raw = read_config_file(args.config) if args.config else {}
+    common, per_model = _kwargs(args)
+    overrides = {
+        "dataset.name": layouts[0] if layouts else None, "dataset.root": args.root, "dataset.category": args.category,
         "model.name": args.model[0], "model.model_kwargs": common or None, "model.preset": args.preset,
         "model.device": args.device, "dataset.limit_train": args.limit_train, "dataset.limit_test": args.limit_test,
     }
@@ -105,7 +177,7 @@ def _body(args, stdout: TextIO, stderr: TextIO) -> int:
         load_plugins(args.plugin or ())
     except ValueError as exc:
         raise UsageError(f"--plugin: {exc}") from None
-    comparing = args.dataset is not None or args.root is not None or args.config is not None
+    comparing = any(v is not None for v in (args.dataset, args.root, args.config, args.suite))
     try:
         if args.tags is not None and not args.list_models:
             raise DiscoveryError("--tags filters --list-models; add --list-models")
@@ -116,8 +188,8 @@ def _body(args, stdout: TextIO, stderr: TextIO) -> int:
     except DiscoveryError as exc:
         raise UsageError(str(exc)) from None
     if not comparing:
-        raise UsageError("pass --dataset D --root R --model M (a comparison), --list-models or --model-info NAME "
-                         "(see --help)")
+        raise UsageError("pass --dataset D --root R --model M (a comparison), --suite FILE (several datasets), "
+                         "--list-models or --model-info NAME (see --help)")
     try:
         return _compare(args, stdout, stderr)
     except (ConfigError, DatasetError) as exc:

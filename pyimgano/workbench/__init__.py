@@ -59,6 +59,10 @@ _LAZY = {
     "run_workbench": "pyimgano.workbench.runner",
     "RunOutcome": "pyimgano.workbench.runner",
     "benchmark_models": "pyimgano.workbench.benchmark",
+    "SuiteDataset": "pyimgano.workbench.suite",
+    "load_suite": "pyimgano.workbench.suite",
+    "parse_dataset_spec": "pyimgano.workbench.suite",
+    "benchmark_suite": "pyimgano.workbench.suite",
 }
 
 __all__ = [

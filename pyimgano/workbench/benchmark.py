@@ -33,6 +33,8 @@ def _frozen(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def _row(model: str, category: str, metrics: dict, timing: dict) -> dict[str, Any]:
     row = {"model": model, "category": category or "default"}
     row.update({k: metrics.get(k) for k in ("image_auroc", "average_precision", "f1", "pixel_auroc", "aupro")})
+    confusion = metrics.get("confusion") or {}
+    row.update({k: confusion.get(k) for k in ("tp", "fp", "tn", "fn")})
     row.update(fit_s=timing.get("fit_s"), images_per_s=timing.get("images_per_s"))
     return row
 
@@ -44,7 +46,8 @@ def benchmark_models(
     model_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of :data:`BENCHMARK_COLUMNS` (plus ``test_images``, ``infer_s``) for each model and category.
+    """Rows of :data:`BENCHMARK_COLUMNS` (plus the confusion counts ``tp fp tn fn`` at the calibrated
+    threshold, ``test_images``, ``infer_s``) for each model and category.
 
     Raises:
         ConfigError: no models, a model named twice, per-model kwargs for a model not compared,
