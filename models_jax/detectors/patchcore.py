@@ -51,9 +51,6 @@ Departures, and why:
   reference pooling averages neighbouring channels together; on LfV cookie that cost
   image AUROC 0.955 against 1.000 (bottle and metal_plate: equal image AUROC), see
   ``docs/accuracy.md``. ``aggregation="adaptive_pool"`` restores steps 2-4 as written.
-- The default input is 256x256 (the paper: 224): the larger grid (32x32 patches)
-  raised pixel AUROC and AUPRO on all three datasets on hand for 1.3x the bank and
-  about 1.7x the coreset time of 224 (``docs/accuracy.md``).
 """
 
 from __future__ import annotations
@@ -69,7 +66,6 @@ import numpy as np
 from models_jax.detectors.common import (
     BackboneFeatureConfig,
     Prediction,
-    as_image_size,
     backbone_variable_specs,
     positive,
     shape_anomaly_maps,
@@ -112,10 +108,6 @@ class PatchCoreConfig(BackboneFeatureConfig):
 
     LAYER_STRIDES = (8, 16)
 
-    # Redeclared (after the inherited fields) for another default: 256 px, chosen over 224 on
-    # every dataset on hand (pixel AUROC and AUPRO up on all three, fit within 2x of the
-    # 224 px / width-1024 figures; docs/accuracy.md).
-    image_size: tuple[int, int] = attrs.field(default=(256, 256), converter=as_image_size)
     patch_size: int = attrs.field(default=3, validator=positive)
     pretrain_embed_dim: int = attrs.field(default=1024, validator=positive)
     # 152 = Lite0's 40 + 112 tapped channels (anomalib's width with these taps), chosen by

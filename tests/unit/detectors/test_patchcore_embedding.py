@@ -92,7 +92,7 @@ def test_adaptive_pool_needs_a_target_width_and_unknown_aggregations_are_refused
         embed_patches(config, variables, jnp.zeros((1, 32, 32, 3), jnp.float32))
 
 
-def test_the_defaults_are_the_channel_mean_at_lite0s_full_width_on_a_256_pixel_input():
+def test_the_defaults_are_the_channel_mean_at_lite0s_full_width_on_a_224_pixel_input():
     config = PatchCoreConfig(pretrained=False)
     assert config.aggregation == "channel_mean" and config.target_embed_dim == 40 + 112
-    assert config.image_size == (256, 256) and not config.keep_aspect
+    assert config.image_size == (224, 224) and not config.keep_aspect
