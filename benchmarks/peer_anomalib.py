@@ -93,7 +93,9 @@ def run_ours(args: argparse.Namespace) -> int:
     jax.block_until_ready(state.model)
     fit_s = time.perf_counter() - t0
 
-    pyimgano.predict(state, test[:16], "rgb_u8_hwc")  # compile outside the timing
+    # Compile outside the timing: the full batches' program and the last partial batch's bucket.
+    pyimgano.predict(state, test[:16], "rgb_u8_hwc")
+    pyimgano.predict(state, test[: len(test) % 16 or 16], "rgb_u8_hwc")
     t0, c0 = time.perf_counter(), time.process_time()
     scores, maps = pyimgano.predict(state, test, "rgb_u8_hwc")
     scores, maps = np.asarray(scores), np.asarray(maps)

@@ -184,6 +184,18 @@ def run_tiled(model, frames, *, detector: str, plan: TilePlan, tiling: TileConfi
 # normalise while the device computes.
 
 
+def call_batch_size(count: int, batch_size: int, n_dev: int = 1) -> int:
+    """Rows of one compiled call for ``count`` frames: the smallest power of two >= ``count``,
+    capped at ``batch_size``, rounded up to a multiple of ``n_dev``.
+
+    Calls are padded to it, so a stream of calls of any length compiles at most
+    ``log2(batch_size) + 1`` programs (a folder's last, partial batch no longer compiles a
+    program of its own size), for at most twice the rows of a small call.
+    """
+    rows = min(int(batch_size), 1 << max(0, int(count) - 1).bit_length())
+    return -(-max(rows, 1) // n_dev) * n_dev
+
+
 def _pad_rows(chunk: np.ndarray, size: int) -> np.ndarray:
     """Pad to exactly ``size`` rows by repeating the last row, so each shape compiles once."""
     if len(chunk) == size:
@@ -193,8 +205,7 @@ def _pad_rows(chunk: np.ndarray, size: int) -> np.ndarray:
 
 def _dispatch_whole(state: DetectorState, frames: list[np.ndarray], want_maps: bool, batch_size: int):
     """Untiled: start scoring same-size canonical frames; returns ``[(scores, maps | None, valid)]`` on device."""
-    n_dev = device_count()
-    size = -(-min(batch_size, len(frames)) // n_dev) * n_dev
+    size = call_batch_size(len(frames), batch_size, device_count())
     out_hw = tuple(frames[0].shape[:2])
     sharded = sharded_fields(state.model)
     parts = []
