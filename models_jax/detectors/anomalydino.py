@@ -61,6 +61,8 @@ from models_jax.detectors.common import (
     Prediction,
     as_image_size,
     layers_for,
+    non_negative,
+    odd,
     positive,
     shape_anomaly_maps,
 )
@@ -112,10 +114,10 @@ class AnomalyDINOConfig(BackboneFeatureConfig):
     top_fraction: float = attrs.field(default=0.01, validator=_fraction)
     masking: bool = False
     mask_threshold: float = 10.0
-    mask_kernel: int = attrs.field(default=3, validator=positive)
+    mask_kernel: int = attrs.field(default=3, validator=[positive, odd])
     mask_border: float = attrs.field(default=0.2, validator=_border)
     mask_min_centre: float = attrs.field(default=0.35, validator=_fraction)
-    blur_sigma: float = 4.0
+    blur_sigma: float = attrs.field(default=4.0, validator=non_negative)
     batch_size: int = attrs.field(default=8, validator=positive)
     knn_chunk: int = attrs.field(default=4096, validator=positive)
     seed: int = 0
@@ -123,10 +125,6 @@ class AnomalyDINOConfig(BackboneFeatureConfig):
     def __attrs_post_init__(self) -> None:
         if len(self.layers) != 1:
             raise ValueError(f"AnomalyDINO uses one token tap, got layers={list(self.layers)}")
-        if self.blur_sigma < 0:
-            raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
-        if self.mask_kernel % 2 != 1:
-            raise ValueError(f"mask_kernel must be odd, got {self.mask_kernel}")
         if self.backbone.startswith("dinov2") and any(side % 14 for side in self.image_size):
             raise ValueError(f"image_size must be a multiple of the patch size 14, got {self.image_size}")
 
@@ -236,7 +234,9 @@ def _predict(state: AnomalyDINOState, images: jax.Array, out_hw: tuple[int, int]
     config = state.config
     tokens = patch_tokens(config, state.backbone_variables, images)  # f32[B, h, w, D]
     k = min(config.k_neighbors, state.memory_bank.shape[0])
-    dists, _ = nearest_patch_distances(_for_distance(config, tokens), state.memory_bank, k=k, bank_chunk=config.knn_chunk)
+    dists, _ = nearest_patch_distances(
+        _for_distance(config, tokens), state.memory_bank, k=k, bank_chunk=config.knn_chunk
+    )
     mean_sq = jnp.mean(dists * dists, axis=-1)
     patch_scores = 0.5 * mean_sq if config.distance == "cosine" else jnp.sqrt(mean_sq)
     if config.masking:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from models_jax.detectors.common import Prediction, as_image_size, positive, tuple_or_none
+from models_jax.detectors.common import Prediction, as_image_size, non_negative, positive, tuple_or_none
 from models_jax.detectors.training_config import check_training_fields, trained_variable_specs
 from models_jax.nets import ConvAutoencoder
 from models_jax.ops import gaussian_blur
@@ -55,7 +55,7 @@ class AutoencoderConfig:
     interpolation: str = "bilinear"
     widths: tuple[int, ...] = attrs.field(default=(16, 32, 64, 128), converter=tuple_or_none)
     latent_channels: int = attrs.field(default=32, validator=positive)
-    blur_sigma: float = 4.0
+    blur_sigma: float = attrs.field(default=4.0, validator=non_negative)
     epochs: int = 20
     lr: float = 1e-3
     batch_size: int = 16
@@ -67,8 +67,6 @@ class AutoencoderConfig:
         if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths):
             raise ValueError(f"widths must be a non-empty tuple of positive ints, got {self.widths!r}")
         check_training_fields(self, size_multiple=2 ** len(self.widths))
-        if self.blur_sigma < 0:
-            raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
 
 
 @attrs.frozen

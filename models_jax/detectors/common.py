@@ -23,6 +23,8 @@ __all__ = [
     "shape_anomaly_maps",
     "pad_batch",
     "positive",
+    "non_negative",
+    "odd",
     "tuple_or_none",
     "as_image_size",
     "BackboneFeatureConfig",
@@ -82,8 +84,10 @@ def as_image_size(value) -> tuple[int, int]:
     """``224`` or ``(224, 224)`` -> ``(224, 224)``; anything else raises ``ValueError``."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         size = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
     ):
         size = (int(value[0]), int(value[1]))
     else:
@@ -107,7 +111,9 @@ def aspect_image_size(short_side: int, frame_hw: tuple[int, int], multiple: int 
     """
     fh, fw = int(frame_hw[0]), int(frame_hw[1])
     if min(fh, fw) < 1 or short_side < 1 or multiple < 1:
-        raise ValueError(f"sizes must be positive, got short_side={short_side}, frame_hw={frame_hw}, multiple={multiple}")
+        raise ValueError(
+            f"sizes must be positive, got short_side={short_side}, frame_hw={frame_hw}, multiple={multiple}"
+        )
     long_side = max(short_side, int(round(short_side * max(fh, fw) / min(fh, fw) / multiple)) * multiple)
     return (short_side, long_side) if fh <= fw else (long_side, short_side)
 
@@ -133,6 +139,18 @@ def positive(_inst, attribute, value) -> None:
     """attrs validator: ``value > 0`` (None allowed, for optional fields)."""
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def non_negative(_inst, attribute, value) -> None:
+    """attrs validator: ``value >= 0`` (e.g. ``blur_sigma``; 0 switches the blur off)."""
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def odd(_inst, attribute, value) -> None:
+    """attrs validator: an odd size (a neighbourhood centred on its patch)."""
+    if value % 2 != 1:
+        raise ValueError(f"{attribute.name} must be odd (a centred neighbourhood), got {value}")
 
 
 def tuple_or_none(value):

@@ -38,6 +38,7 @@ from models_jax.detectors.common import (
     BackboneFeatureConfig,
     Prediction,
     backbone_variable_specs,
+    non_negative,
     pad_batch,
     positive,
     shape_anomaly_maps,
@@ -55,13 +56,11 @@ class PaDiMConfig(BackboneFeatureConfig):
 
     d_reduced: int = attrs.field(default=100, validator=positive)
     covariance_eps: float = attrs.field(default=0.01, validator=positive)
-    blur_sigma: float = 4.0
+    blur_sigma: float = attrs.field(default=4.0, validator=non_negative)
     batch_size: int = attrs.field(default=16, validator=positive)
     seed: int = 0
 
     def __attrs_post_init__(self) -> None:
-        if self.blur_sigma < 0:
-            raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
         spec = get_backbone_spec(self.backbone)
         layers = self.layers
         total = sum(spec.channels(tap) for tap in layers)
@@ -152,7 +151,9 @@ def fit(
     n_images = 0
     for batch in batches:
         valid = len(batch)
-        feats = _embed_flat(config, variables, jnp.asarray(pad_batch(batch, config.batch_size), jnp.float32), channel_index)
+        feats = _embed_flat(
+            config, variables, jnp.asarray(pad_batch(batch, config.batch_size), jnp.float32), channel_index
+        )
         feats = feats[:valid]
         if moments is None:
             moments = init_moments(feats.shape[1], feats.shape[2])

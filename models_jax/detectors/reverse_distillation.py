@@ -48,6 +48,7 @@ from models_jax.detectors.common import (
     Prediction,
     as_image_size,
     backbone_variable_specs,
+    non_negative,
     positive,
 )
 from models_jax.detectors.training_config import check_training_fields, trained_variable_specs
@@ -80,12 +81,10 @@ class ReverseDistillationConfig(BackboneFeatureConfig):
     LAYER_STRIDES = (4, 8, 16)
 
     image_size: tuple[int, int] = attrs.field(default=(256, 256), converter=as_image_size)
-    embed_channels: int = attrs.field(
-        default=attrs.Factory(_default_embed, takes_self=True), validator=positive
-    )
+    embed_channels: int = attrs.field(default=attrs.Factory(_default_embed, takes_self=True), validator=positive)
     oce_blocks: int = attrs.field(default=2, validator=positive)
     decoder_blocks: int = attrs.field(default=2, validator=positive)
-    blur_sigma: float = 4.0
+    blur_sigma: float = attrs.field(default=4.0, validator=non_negative)
     epochs: int = 200
     lr: float = 0.005
     batch_size: int = 16
@@ -103,8 +102,6 @@ class ReverseDistillationConfig(BackboneFeatureConfig):
                 f"{list(self.layers)} of {self.backbone} are at strides {strides}"
             )
         check_training_fields(self, size_multiple=2 * strides[-1])
-        if self.blur_sigma < 0:
-            raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
@@ -248,9 +245,7 @@ def _predict(state: ReverseDistillationState, images: jax.Array, out_hw: tuple[i
     return Prediction(scores=scores.astype(jnp.float32), maps=maps.astype(jnp.float32))
 
 
-def predict(
-    state: ReverseDistillationState, images: jax.Array, out_hw: tuple[int, int] | None = None
-) -> Prediction:
+def predict(state: ReverseDistillationState, images: jax.Array, out_hw: tuple[int, int] | None = None) -> Prediction:
     """Scores f32[B] and maps f32[B, *out_hw] for prepared images f32[B, H, W, 3] (``out_hw`` default: model size)."""
     out_hw = tuple(state.config.image_size) if out_hw is None else (int(out_hw[0]), int(out_hw[1]))
     return _predict(state, images, out_hw)

@@ -55,7 +55,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.detectors.common import BackboneFeatureConfig, Prediction, positive, shape_anomaly_maps
+from models_jax.detectors.common import (
+    BackboneFeatureConfig,
+    Prediction,
+    non_negative,
+    odd,
+    positive,
+    shape_anomaly_maps,
+)
 from models_jax.detectors.memory_bank import (
     collect_embeddings,
     coreset_memory_bank,
@@ -96,7 +103,7 @@ class SoftPatchConfig(BackboneFeatureConfig):
 
     LAYER_STRIDES = (8, 16)
 
-    patch_size: int = attrs.field(default=3, validator=positive)
+    patch_size: int = attrs.field(default=3, validator=[positive, odd])
     pretrain_embed_dim: int = attrs.field(default=1024, validator=positive)
     target_embed_dim: int = attrs.field(default=1024, validator=positive)
     coreset_ratio: float = attrs.field(default=0.1, validator=_unit_interval)
@@ -106,16 +113,10 @@ class SoftPatchConfig(BackboneFeatureConfig):
     noise_fraction: float = attrs.field(default=0.15, validator=_noise_fraction)
     weight_projection_dim: int | None = attrs.field(default=128, validator=positive)
     soft_weight: bool = True
-    blur_sigma: float = 4.0
+    blur_sigma: float = attrs.field(default=4.0, validator=non_negative)
     batch_size: int = attrs.field(default=16, validator=positive)
     knn_chunk: int = attrs.field(default=4096, validator=positive)
     seed: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        if self.patch_size % 2 != 1:
-            raise ValueError(f"patch_size must be odd (a centred neighbourhood), got {self.patch_size}")
-        if self.blur_sigma < 0:
-            raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
 
 
 @attrs.frozen
@@ -244,7 +245,10 @@ def fit(
     )
     bank_weights = np.maximum(weights[kept][selected], 0.0).astype(np.float32)
     return SoftPatchState(
-        config=config, backbone_variables=variables, memory_bank=jnp.asarray(bank), bank_weights=jnp.asarray(bank_weights)
+        config=config,
+        backbone_variables=variables,
+        memory_bank=jnp.asarray(bank),
+        bank_weights=jnp.asarray(bank_weights),
     )
 
 

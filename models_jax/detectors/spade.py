@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones import get_backbone_spec
-from models_jax.detectors.common import BackboneFeatureConfig, Prediction, positive
+from models_jax.detectors.common import BackboneFeatureConfig, Prediction, non_negative, positive
 from models_jax.detectors.memory_bank import collect_embeddings
 from models_jax.detectors.patch_embedding import align_to_grid, tap_features
 from models_jax.ops import gaussian_blur, nearest_neighbors
@@ -59,7 +59,9 @@ def _image_layer_for(value, config) -> str:
     if value is None:
         return spec.grid_taps[-1]
     if value not in spec.grid_taps:
-        raise ValueError(f"image_layer {value!r} is not a grid tap of {config.backbone!r}; accepted: {list(spec.grid_taps)}")
+        raise ValueError(
+            f"image_layer {value!r} is not a grid tap of {config.backbone!r}; accepted: {list(spec.grid_taps)}"
+        )
     return str(value)
 
 
@@ -76,14 +78,10 @@ class SPADEConfig(BackboneFeatureConfig):
     image_layer: str | None = attrs.field(default=None, converter=attrs.Converter(_image_layer_for, takes_self=True))
     k_images: int = attrs.field(default=50, validator=positive)
     k_pixels: int = attrs.field(default=1, validator=positive)
-    blur_sigma: float = 4.0
+    blur_sigma: float = attrs.field(default=4.0, validator=non_negative)
     batch_size: int = attrs.field(default=16, validator=positive)
     knn_chunk: int = attrs.field(default=4096, validator=positive)
     seed: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        if self.blur_sigma < 0:
-            raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
 
 
 @attrs.frozen
@@ -142,7 +140,10 @@ def fit(
     del key
     variables = jax.device_put(backbone_variables)
     pooled, gallery = collect_embeddings(
-        lambda images: describe_images(config, variables, images), batches, batch_size=config.batch_size, progress=progress
+        lambda images: describe_images(config, variables, images),
+        batches,
+        batch_size=config.batch_size,
+        progress=progress,
     )
     return SPADEState(
         config=config,
