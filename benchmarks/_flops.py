@@ -40,7 +40,7 @@ def predict_gflop_per_image(state) -> dict[str, float]:
     ``total`` uses the executed count.
     """
     from models_jax.detectors.common import shape_anomaly_maps
-    from models_jax.ops.knn import GROUP, chunk_layout
+    from models_jax.ops.knn import GROUP, chunk_layout, step_rows
     from pyimgano.registry import get_detector
 
     model = state.model
@@ -59,7 +59,8 @@ def predict_gflop_per_image(state) -> dict[str, float]:
     patches, dim = grid[1] * grid[2], grid[3]
     rows = int(model.memory_bank.shape[0])
     group = min(GROUP, rows)
-    n_chunks, chunk_rows = chunk_layout(rows, config.knn_chunk, group)
+    # The padding depends on the queries of one call (a batch of batch_size images).
+    n_chunks, chunk_rows = chunk_layout(rows, step_rows(config.batch_size * patches, config.knn_chunk, group), group)
     refine = 3 * patches * group * dim  # difference, square, sum over the winning group
     support = min(config.num_neighbors, rows)
     reweight = 2 * rows * dim + 3 * support * dim if support > 1 else 0  # one k-NN query per image

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.detectors.common import resolve_image_size
+from models_jax.detectors.common import CountedBatches, resolve_image_size
 from pyimgano.checkpoints import CheckpointDir
 from pyimgano.inputs import canonical_batches, input_items
 from pyimgano.registry import get_detector, spec_for_config
@@ -109,7 +109,10 @@ def fit(
     config = resolve_image_size(config, first[0].shape[:2])
     variables = backbone_variables_for(config)
     key = jax.random.PRNGKey(config.seed) if key is None else key
-    prepared = (prepare_frames(config, chunk) for chunk in itertools.chain([first], batches))
+    # Counted, so a fit can allocate its per-image results once (collect_embeddings).
+    prepared = CountedBatches(
+        (prepare_frames(config, chunk) for chunk in itertools.chain([first], batches)), count=len(items)
+    )
     model = spec.fit(config, prepared, key=key, backbone_variables=variables, progress=progress, **fit_options)
     return place_state(DetectorState(detector=name, model=model))
 

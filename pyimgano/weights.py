@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from models_jax.backbones import check_backbone_variables, get_backbone_spec, init_backbone_variables, list_backbones
@@ -143,7 +142,8 @@ def load_backbone_variables(name: str, *, pretrained: bool, seed: int = 0, weigh
         check_backbone_variables(name, variables, "the packaged pretrained weights")
     else:
         return init_backbone_variables(name, key=jax.random.key(seed))
-    variables = jax.tree.map(jnp.asarray, dict(variables))
+    # One device_put of the tree (a jnp.asarray per leaf costs a small program per shape: +60 MiB for Lite0).
+    variables = jax.device_put(dict(variables))
     return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 

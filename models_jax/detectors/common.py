@@ -6,7 +6,7 @@ validation) or a pure ``jnp`` function meant to be called inside a detector's ji
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from typing import ClassVar, Iterable, Iterator, Sequence
 
 import attrs
 import jax
@@ -18,6 +18,7 @@ from models_jax.ops import gaussian_blur
 
 __all__ = [
     "Prediction",
+    "CountedBatches",
     "taps_at_strides",
     "resolve_layers",
     "shape_anomaly_maps",
@@ -44,6 +45,22 @@ class Prediction:
 
 
 jax.tree_util.register_dataclass(Prediction, data_fields=["scores", "maps"], meta_fields=[])
+
+
+@attrs.frozen
+class CountedBatches:
+    """Batches of prepared images that also say how many images they hold in all.
+
+    A detector's ``fit`` takes any iterable of batches; this one lets it allocate its
+    per-image results once (:func:`~models_jax.detectors.memory_bank.collect_embeddings`).
+    Iterating yields the wrapped batches, once.
+    """
+
+    batches: Iterable[np.ndarray]
+    count: int
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.batches)
 
 
 def taps_at_strides(spec: BackboneSpec, strides: Sequence[int]) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.detectors.common import pad_batch
+from models_jax.detectors.common import CountedBatches, pad_batch
 from models_jax.ops import greedy_coreset, nearest_neighbors, nearest_neighbors_across, take_rows_across
 
 __all__ = [
@@ -59,30 +59,67 @@ def collect_embeddings(
         the program as constants).
       batches: iterable of f32[b, H, W, 3] prepared images, consumed once. A short
         batch is padded to ``batch_size`` by repeating its last image (one compile),
-        and the padding rows are dropped.
+        and the padding rows are dropped. A :class:`~models_jax.detectors.common.CountedBatches`
+        (``pyimgano.fit`` passes one) says how many images there are, so the result is
+        allocated once and filled: the embeddings are then held once, not twice while
+        they are joined (100 MiB for bottle's PatchCore patches).
       batch_size: the fixed batch shape.
       progress: optional ``progress(n_images_done)``.
 
     Raises:
-      ValueError: ``batches`` is empty.
+      ValueError: ``batches`` is empty, or yields another number of images than it counts.
     """
-    chunks = []
+    sink = _Preallocated(batches.count) if isinstance(batches, CountedBatches) else _Joined()
     done = 0
     pending = None  # the previous batch's (output, valid rows), still on the device
     for batch in batches:
         valid = len(batch)
         out = embed(jnp.asarray(pad_batch(batch, batch_size), jnp.float32))  # dispatched asynchronously
         if pending is not None:  # fetched only now, so preparing this batch overlapped its compute
-            chunks.append(jax.tree.map(lambda a, n=pending[1]: np.asarray(a)[:n], pending[0]))
+            sink.add(*pending)
         pending = (out, valid)
         done += valid
         if progress is not None:
             progress(done)
     if pending is not None:
-        chunks.append(jax.tree.map(lambda a, n=pending[1]: np.asarray(a)[:n], pending[0]))
-    if not chunks:
+        sink.add(*pending)
+    if done == 0:
         raise ValueError("at least one training image is needed, got none")
-    return jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *chunks)
+    return sink.result(done)
+
+
+class _Joined:
+    """Chunks joined at the end (the image count is not known in advance)."""
+
+    def __init__(self):
+        self.chunks = []
+
+    def add(self, out, valid: int) -> None:
+        self.chunks.append(jax.tree.map(lambda a: np.asarray(a)[:valid], out))
+
+    def result(self, _done: int):
+        return jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *self.chunks)
+
+
+class _Preallocated:
+    """Rows written into arrays of the counted size, allocated at the first batch."""
+
+    def __init__(self, count: int):
+        self.count, self.filled, self.out = int(count), 0, None
+
+    def add(self, out, valid: int) -> None:
+        if self.filled + valid > self.count:
+            raise ValueError(f"the batches yielded more than the {self.count} images they count")
+        if self.out is None:
+            self.out = jax.tree.map(lambda a: np.empty((self.count, *a.shape[1:]), a.dtype), out)
+        start = self.filled
+        jax.tree.map(lambda dst, a: dst.__setitem__(slice(start, start + valid), np.asarray(a)[:valid]), self.out, out)
+        self.filled += valid
+
+    def result(self, done: int):
+        if done != self.count:
+            raise ValueError(f"the batches yielded {done} images but count {self.count}")
+        return self.out
 
 
 def coreset_size(total: int, ratio: float) -> int:
@@ -159,7 +196,7 @@ def nearest_patch_distances(
       embeddings: f32[B, h, w, D].
       memory_bank: f32[M, D], or a :class:`ShardedBank` inside ``shard_map``.
       k: neighbours per patch, ``1 <= k <= M`` (static).
-      bank_chunk: bank rows per distance block (bounds memory to ``B*h*w x bank_chunk``).
+      bank_chunk: the most bank rows per search step (fewer for many patches: ``models_jax.ops.knn.step_rows``).
 
     Returns:
       ``(distances f32[B, h, w, k] ascending, indices i32[B, h, w, k])``.

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models_jax.backbones import build_backbone, get_backbone_spec, init_backbone_variables
+from models_jax.backbones import get_backbone_spec, init_backbone_variables
 from models_jax.detectors.common import (
     BackboneFeatureConfig,
     Prediction,
@@ -43,6 +43,7 @@ from models_jax.detectors.common import (
     positive,
     shape_anomaly_maps,
 )
+from models_jax.detectors.patch_embedding import tap_features
 from models_jax.ops import accumulate_moments, finalize_gaussian, init_moments, inverse_cholesky_factor, mahalanobis
 
 __all__ = ["PaDiMConfig", "PaDiMState", "fit", "predict", "embed_positions", "state_shapes"]
@@ -88,8 +89,7 @@ jax.tree_util.register_dataclass(
 
 def embed_positions(config: PaDiMConfig, backbone_variables, images: jax.Array, channel_index) -> jax.Array:
     """Selected concatenated features, f32[B, h, w, d] on the finest tapped grid."""
-    module = build_backbone(config.backbone)
-    feats = module.apply(backbone_variables, images, taps=config.layers)
+    feats = tap_features(config.backbone, backbone_variables, images, config.layers)
     first = feats[config.layers[0]]
     b, h, w = first.shape[:3]
     grids = [first]

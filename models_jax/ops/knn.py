@@ -1,15 +1,19 @@
 """Exact k-nearest-neighbour search against a memory bank, in bounded memory.
 
-The bank is searched in ``lax.scan`` steps over equal chunks: ``ceil(M / bank_chunk)``
+The bank is searched in ``lax.scan`` steps over equal chunks: ``ceil(M / rows)``
 chunks of ``ceil(M / n_chunks)`` rows, so the padding is fewer rows than there are
 chunks (a fixed chunk size of 4096 on a 16,385-row bank ran a fifth chunk holding one
-real row, 20 % of the work wasted).
+real row, 20 % of the work wasted). ``rows`` is ``bank_chunk`` or fewer
+(:func:`step_rows`): XLA:CPU writes each step's ``Q x rows`` distance block to memory,
+so the rows per step shrink as the queries grow, keeping that block within
+:data:`BLOCK_ELEMENTS` (8 MiB). For a batch of 16 PatchCore images (12,544 queries)
+a 4096-row step needed a 165 MiB block; 160-row steps need 8 MiB and were no slower
+(smaller blocks stay in cache; ``docs/performance.md``).
 
 - ``k == 1`` (PatchCore's patch scores): each step computes ``|m|^2 - 2 q.m`` for the
-  chunk and reduces it to one minimum per *group* of ``GROUP`` consecutive bank rows.
-  Matmul plus a plain min-reduction is one fused kernel on XLA:CPU (the distance block
-  is never written to memory), unlike an arg-min, whose variadic reduction makes XLA
-  write out and re-read the ``Q x chunk`` block.  The carry keeps each query's best
+  chunk and reduces it to one minimum per *group* of ``GROUP`` consecutive bank rows
+  (a plain min-reduction, cheaper than an arg-min's variadic reduction over the
+  ``Q x rows`` block).  The carry keeps each query's best
   group; a second pass computes exact distances, from difference vectors, to the
   ``GROUP`` rows of that group and picks the nearest.  The selection is the exact
   arg-min up to float rounding of the matmul form (as before), and the returned
@@ -36,6 +40,8 @@ __all__ = [
     "take_rows_across",
     "pairwise_sq_distances",
     "chunk_layout",
+    "step_rows",
+    "BLOCK_ELEMENTS",
     "GROUP",
 ]
 
@@ -45,6 +51,10 @@ _HI = jax.lax.Precision.HIGHEST
 GROUP = 32
 # Queries per vectorised step of the refinement pass (bounds its ``[block, GROUP, D]`` gather).
 _REFINE_BLOCK = 1024
+#: Upper bound of one search step's ``queries x bank rows`` distance block, in f32 elements (8 MiB).
+BLOCK_ELEMENTS = 1 << 21
+# Fewest bank rows per step (below that the per-step overhead shows), unless bank_chunk asks for fewer.
+_MIN_STEP_ROWS = 128
 
 
 def pairwise_sq_distances(queries: jax.Array, bank: jax.Array) -> jax.Array:
@@ -65,6 +75,14 @@ def chunk_layout(m: int, bank_chunk: int, multiple: int = 1) -> tuple[int, int]:
     return n, rows
 
 
+def step_rows(queries: int, bank_chunk: int, multiple: int = 1) -> int:
+    """Bank rows per search step for ``queries`` queries: ``bank_chunk`` at most, and few enough that
+    the ``queries x rows`` distance block holds at most :data:`BLOCK_ELEMENTS` values (but not fewer
+    than 128 rows, nor than ``multiple``); rounded down to a multiple of ``multiple``."""
+    rows = min(int(bank_chunk), max(_MIN_STEP_ROWS, BLOCK_ELEMENTS // max(1, int(queries))))
+    return max(multiple, rows // multiple * multiple)
+
+
 def _check(queries, bank, k: int, bank_chunk: int) -> None:
     if queries.ndim != 2 or bank.ndim != 2 or queries.shape[1] != bank.shape[1]:
         raise ValueError(f"expected queries f32[Q, D] and bank f32[M, D], got {queries.shape} and {bank.shape}")
@@ -74,10 +92,11 @@ def _check(queries, bank, k: int, bank_chunk: int) -> None:
         raise ValueError(f"bank_chunk must be > 0, got {bank_chunk}")
 
 
-def _padded_chunks(bank: jax.Array, bank_chunk: int, multiple: int):
-    """Bank rows as ``f32[n, rows, D]`` plus their squared norms ``f32[n, rows]`` (+inf on padding)."""
+def _padded_chunks(bank: jax.Array, queries: int, bank_chunk: int, multiple: int):
+    """Bank rows as ``f32[n, rows, D]`` plus their squared norms ``f32[n, rows]`` (+inf on padding),
+    ``rows`` from :func:`step_rows` for ``queries`` queries."""
     m, d = bank.shape
-    n, rows = chunk_layout(m, bank_chunk, multiple)
+    n, rows = chunk_layout(m, step_rows(queries, bank_chunk, multiple), multiple)
     pad = n * rows - m
     norms = jnp.pad(jnp.sum(bank * bank, axis=-1), (0, pad), constant_values=jnp.inf)
     bank_p = jnp.pad(bank, ((0, pad), (0, 0)))
@@ -89,7 +108,7 @@ def _nearest_sq(queries: jax.Array, bank: jax.Array, bank_chunk: int, index_offs
     m, d = bank.shape
     q = queries.shape[0]
     group = min(GROUP, m)
-    bank_p, chunks, norms = _padded_chunks(bank, bank_chunk, group)
+    bank_p, chunks, norms = _padded_chunks(bank, q, bank_chunk, group)
     rows = chunks.shape[1]
 
     def step(carry, xs):
@@ -123,9 +142,9 @@ def _topk_sq(queries: jax.Array, bank: jax.Array, k: int, bank_chunk: int, index
     """Smallest-k squared distances and bank indices (+ ``index_offset``)."""
     if k == 1:
         return _nearest_sq(queries, bank, bank_chunk, index_offset)
-    _, chunks, norms = _padded_chunks(bank, bank_chunk, 1)
-    chunk = chunks.shape[1]
     q = queries.shape[0]
+    _, chunks, norms = _padded_chunks(bank, q, bank_chunk, 1)
+    chunk = chunks.shape[1]
     q2 = jnp.sum(queries * queries, axis=-1, keepdims=True)
 
     def step(carry, xs):
@@ -153,9 +172,8 @@ def nearest_neighbors(queries: jax.Array, bank: jax.Array, *, k: int = 1, bank_c
       queries: f32[Q, D].
       bank: f32[M, D].
       k: neighbours per query, ``1 <= k <= M`` (static).
-      bank_chunk: bank rows per search step (static); the bank is cut into
-        ``ceil(M / bank_chunk)`` equal chunks. Bounds the working memory to
-        ``Q x bank_chunk / GROUP`` group minima for ``k == 1`` (``Q x bank_chunk`` distances otherwise).
+      bank_chunk: the most bank rows per search step (static); fewer when ``Q`` is large
+        (:func:`step_rows`), so one step's distance block stays within :data:`BLOCK_ELEMENTS`.
 
     Returns:
       ``(distances f32[Q, k], indices i32[Q, k])``, Euclidean distances ascending

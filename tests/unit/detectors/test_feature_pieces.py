@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from models_jax.backbones import init_backbone_variables
+from models_jax.detectors.common import CountedBatches
 from models_jax.detectors.memory_bank import (
     collect_embeddings,
     coreset_memory_bank,
@@ -13,7 +15,13 @@ from models_jax.detectors.memory_bank import (
     reweighted_max_score,
     top_fraction_mean,
 )
-from models_jax.detectors.patch_embedding import align_to_grid, locally_aware_patches, neighbourhood_patches
+from models_jax.detectors.patch_embedding import (
+    align_to_grid,
+    backbone_micro_batch,
+    locally_aware_patches,
+    neighbourhood_patches,
+    tap_features,
+)
 
 
 def _unfold_reference(grid: np.ndarray, k: int) -> np.ndarray:
@@ -62,6 +70,47 @@ def test_collect_embeddings_pads_short_batches_to_one_shape_and_drops_the_paddin
     assert out["sum"].shape == (7,)
     with pytest.raises(ValueError, match="at least one training image"):
         collect_embeddings(embed, [], batch_size=3)
+
+
+def test_counted_batches_fill_one_preallocated_result_equal_to_the_joined_one():
+    def embed(images):
+        return {"sum": jnp.sum(images, axis=(1, 2, 3)), "grid": images[..., 0]}
+
+    def batches():
+        return [np.full((3, 2, 2, 3), i, np.float32) for i in range(2)] + [np.full((1, 2, 2, 3), 7, np.float32)]
+
+    joined = collect_embeddings(embed, batches(), batch_size=3)
+    counted = collect_embeddings(embed, CountedBatches(iter(batches()), count=7), batch_size=3)
+    for key in ("sum", "grid"):
+        np.testing.assert_array_equal(counted[key], joined[key])
+        assert counted[key].dtype == joined[key].dtype
+    with pytest.raises(ValueError, match="yielded 7 images but count 8"):
+        collect_embeddings(embed, CountedBatches(iter(batches()), count=8), batch_size=3)
+    with pytest.raises(ValueError, match="more than the 6 images they count"):
+        collect_embeddings(embed, CountedBatches(iter(batches()), count=6), batch_size=3)
+
+
+@pytest.mark.parametrize("micro_batch", ["auto", 1, 2, None])
+def test_the_backbone_run_in_micro_batches_gives_the_whole_batch_features(micro_batch):
+    variables = init_backbone_variables("tiny_resnet", key=jax.random.key(0))
+    images = jax.random.normal(jax.random.key(1), (5, 32, 32, 3))
+    taps = ("layer1", "layer2")
+    whole = jax.jit(lambda v, x: tap_features("tiny_resnet", v, x, taps, micro_batch=None))(variables, images)
+    parts = jax.jit(lambda v, x: tap_features("tiny_resnet", v, x, taps, micro_batch=micro_batch))(variables, images)
+    for tap in taps:
+        assert parts[tap].shape == whole[tap].shape
+        np.testing.assert_allclose(np.asarray(parts[tap]), np.asarray(whole[tap]), rtol=1e-5, atol=1e-5)
+
+
+def test_backbone_micro_batch_is_one_image_on_the_cpu_and_refuses_bad_values():
+    assert jax.default_backend() == "cpu"
+    assert backbone_micro_batch(16) == 1
+    assert backbone_micro_batch(16, None) == 16
+    assert backbone_micro_batch(16, 4) == 4
+    assert backbone_micro_batch(3, 8) == 3
+    for bad in (0, -1, 2.5, True, "fast"):
+        with pytest.raises(ValueError, match="micro_batch must be a positive int, 'auto' or None"):
+            backbone_micro_batch(16, bad)
 
 
 def test_the_coreset_bank_keeps_unique_rows_or_everything_when_asked_for_all():
