@@ -60,11 +60,17 @@ def _sq_dists_to(points: jax.Array, sq_norms: jax.Array, center: jax.Array) -> j
 
 
 @partial(jax.jit, static_argnums=(1,))
+def _top_k(values: jax.Array, k: int):
+    # Alone in its program, XLA:CPU runs top_k as its TopK kernel (4 ms for 4,097 of 164k rows);
+    # fused with even a slice of its output it falls back to a full sort (52 ms, 19 times a fit).
+    return jax.lax.top_k(values, k)
+
+
 def _pick_active(min_d: jax.Array, size: int):
     """The ``size`` rows with the largest bound, and the largest bound left outside them."""
     if size >= min_d.shape[0]:
         return jnp.arange(min_d.shape[0], dtype=jnp.int32), jnp.float32(-jnp.inf)
-    values, index = jax.lax.top_k(min_d, size + 1)
+    values, index = _top_k(min_d, size + 1)
     return index[:size].astype(jnp.int32), values[size]
 
 

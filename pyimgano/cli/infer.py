@@ -21,33 +21,38 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-import attrs
-
 from pyimgano import api, calibration
-from pyimgano.devices import DeviceError, active_devices, compilation_cache_stats, enable_compilation_cache, use_devices
+from pyimgano.devices import active_devices, compilation_cache_stats
 from pyimgano.state import (
     load_state,
     place_state,
-    save_state,
     state_sha256,
     with_pixel_threshold,
     with_postprocess,
     with_threshold,
     with_tiling,
 )
-from pyimgano.cli._artifacts import ArtifactFolder, artifact_names
+from pyimgano.cli._artifacts import artifact_names
+from pyimgano.cli._batches import (
+    BatchScorer,
+    Clock,
+    NullStream,
+    artifact_folders,
+    load_frame,
+    ray_batch_results,
+    select_devices,
+)
 from pyimgano.cli._discovery import DiscoveryError, list_models, model_info
 from pyimgano.cli._infer_options import InferOptions, model_overrides, resolve_options
 from pyimgano.cli._infer_parser import DEFAULT_MODEL, PROG, build_parser
-from pyimgano.cli._inputs import InputError, InputItem, discover_inputs, load_item
+from pyimgano.cli._inputs import InputError, InputItem, discover_inputs
 from pyimgano.cli._outputs import check_distinct, check_output_file, check_writable_folder, remove_stale_temp_files
 from pyimgano.cli._progress import Progress, StageProgress
-from pyimgano.cli._records import RecordWriter, error_record
+from pyimgano.cli._records import RecordWriter
 from pyimgano.cli._resume import (
     ResumePoint,
     check_state_hash,
@@ -57,13 +62,10 @@ from pyimgano.cli._resume import (
     write_run_record,
 )
 from pyimgano.cli.common import UsageError, run_command
-from pyimgano.datasets import resize_to
-from pyimgano.defects import decide_pixel_threshold, extract_defects, save_mask, save_overlay
-from pyimgano.fileio import atomic_write_json, atomic_write_npy, json_plain
-from pyimgano.inference import NonFiniteScoreError, infer_frames, result_to_jsonable
+from pyimgano.defects import decide_pixel_threshold
+from pyimgano.fileio import atomic_write_json, json_plain
 from pyimgano.inputs import image_pixel_limit, resolve_max_pixels
 from pyimgano.multihost import LOCAL, join, leave
-from pyimgano.raybatch import map_in_order
 from pyimgano.plugins import load_plugins
 from pyimgano.registry import get_detector
 from pyimgano.workbench import RUN_INFER_CONFIG_PATH, RUN_STATE_PATH, save_run
@@ -71,20 +73,6 @@ from pyimgano.workbench import RUN_INFER_CONFIG_PATH, RUN_STATE_PATH, save_run
 __all__ = ["main", "build_parser", "InferOptions", "UsageError"]
 
 log = logging.getLogger("pyimgano.cli")
-
-
-class _Clock:
-    """Per-stage seconds for --profile-json."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-        self.seconds = {stage: 0.0 for stage in ("load_model", "fit_calibrate", "infer", "artifacts")}
-        self.first_record: float | None = None
-
-    def add(self, stage: str, since: float) -> float:
-        now = time.perf_counter()
-        self.seconds[stage] += now - since
-        return now
 
 
 def _describe_threshold(value, provenance) -> str:
@@ -99,23 +87,13 @@ def _describe_threshold(value, provenance) -> str:
     return f"{value:.6g} ({prov.get('method', 'fixed')}, {where})"
 
 
-class _NullStream:
-    """Where processes other than rank 0 write their records (nowhere)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 class _Run:
     """One ``pyimgano-infer`` run: the deployable state, then a record (and artifacts) per input."""
 
     def __init__(self, opts: InferOptions, *, stdout: TextIO, stderr: TextIO):
         self.opts = opts
         self.stdout, self.stderr = stdout, stderr
-        self.clock = _Clock()
+        self.clock = Clock()
         self.counts = {"inputs": 0, "processed": 0, "errors": 0, "label_0": 0, "label_1": 0}
         self.cluster = LOCAL
 
@@ -126,16 +104,11 @@ class _Run:
         except (InputError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
-    def _load(self, item: InputItem):
-        """One input as a canonical frame, resized when ``--resize`` / the infer-config asks."""
-        frame = load_item(item, input_format=self.opts.input_format)
-        return frame if self.opts.resize is None else resize_to(frame, self.opts.resize)
-
     def _frames(self, items: Sequence[InputItem]):
         """Paths when every item is an image file to use as it is (decoded by the library), else frames."""
         if self.opts.resize is None and not any(item.is_npy for item in items):
             return [item.path for item in items], None
-        return [self._load(item) for item in items], "rgb_u8_hwc"
+        return [load_frame(self.opts, item) for item in items], "rgb_u8_hwc"
 
     def _pixel_decision(self, state, can_calibrate: bool):
         if not self.opts.defects:
@@ -233,90 +206,13 @@ class _Run:
         return state
 
     # -- per input -----------------------------------------------------------------------
-    def _record(self, index: int, item: InputItem, name: str, frame, result, state, stage: list[str]) -> dict[str, Any]:
-        """The JSONL record of one scored input; writes its artifacts. ``stage[0]`` tracks the step for errors."""
-        opts = self.opts
-        stage[0] = "artifacts"
-        record: dict[str, Any] = {"index": index, "input": item.name}
-        amap = result.anomaly_map
-        map_path = atomic_write_npy(self.folders["maps"].path_for(name), amap) if amap is not None and opts.save_maps else None
-        shown = result if (opts.include_maps and amap is not None) else attrs.evolve(result, anomaly_map=None)
-        record.update(result_to_jsonable(shown, map_path=map_path))
-        if opts.defects:
-            if amap is None:
-                raise RuntimeError("the detector returned no anomaly map, which --defects needs")
-            stage[0] = "defects"
-            found = extract_defects(amap, opts.defects_config, pixel_threshold=state.pixel_threshold,
-                                    pixel_threshold_provenance=state.pixel_provenance,
-                                    image_hw=tuple(frame.shape[:2]) if opts.defects_image_space else None)
-            stage[0] = "artifacts"
-            mask_info = None
-            if opts.save_masks:
-                mask_info = save_mask(self.folders["masks"].path_for(name), found.mask, fmt=opts.defects_config.mask_format)
-            record["defects"] = found.to_jsonable(mask=mask_info)
-            if opts.save_overlays:
-                path = save_overlay(self.folders["overlays"].path_for(name), frame, amap, found.mask)
-                record["defects"]["overlay"] = {"path": str(path)}
-        return record
-
-    def _score(self, state, frames: list):
-        return infer_frames(state, frames, include_maps=self.opts.include_maps or self.opts.defects,
-                            batch_size=self.opts.batch_size)
-
-    def _process_batch(self, state, batch, names):
-        """``[(index, item, record | None, (exc, stage) | None)]`` in input order."""
-        t0 = time.perf_counter()
-        frames: dict[int, Any] = {}
-        failures: dict[int, tuple[BaseException, str]] = {}
-        for index, item in batch:
-            try:
-                frames[index] = self._load(item)
-            except Exception as exc:  # noqa: BLE001 - any decoding failure becomes that input's error
-                failures[index] = (exc, "load")
-        ok = [index for index, _ in batch if index in frames]
-        results: dict[int, Any] = {}
-        try:
-            results.update(zip(ok, self._score(state, [frames[i] for i in ok])))
-        except NonFiniteScoreError as exc:  # the batch was scored; only those inputs fail
-            for index, result in zip(ok, exc.results):
-                if result is None:
-                    failures[index] = (NonFiniteScoreError(
-                        "the score is NaN or infinite: no label is given to it (failing closed)"), "infer")
-                else:
-                    results[index] = result
-        except Exception:  # noqa: BLE001 - isolate the failing input(s) by scoring one at a time
-            for index in ok:
-                try:
-                    results[index] = self._score(state, [frames[index]])[0]
-                except Exception as exc:  # noqa: BLE001
-                    failures[index] = (exc, "infer")
-        t1 = self.clock.add("infer", t0)
-        out = []
-        for index, item in batch:
-            stage = ["artifacts"]
-            try:
-                if index in failures:
-                    raise failures[index][0]
-                out.append((index, item, self._record(index, item, names[index], frames[index], results[index],
-                                                      state, stage), None))
-            except Exception as exc:  # noqa: BLE001 - any failure becomes that input's error
-                out.append((index, item, None, (exc, failures[index][1] if index in failures else stage[0])))
-        self.clock.add("artifacts", t1)
-        return out
-
-    def _artifact_folders(self) -> dict[str, ArtifactFolder]:
-        opts = self.opts
-        ext = opts.defects_config.mask_format if opts.defects else "png"
-        kinds = {"maps": (opts.save_maps, "npy"), "masks": (opts.save_masks, ext), "overlays": (opts.save_overlays, "png")}
-        return {kind: ArtifactFolder(folder, e) for kind, (folder, e) in kinds.items() if folder}
-
     def _prepare_folders(self, names: list[str], keep: Sequence[str] = ()) -> None:
         """Claim the artifact folders (on rank 0 only under ``--distributed``: they are shared)."""
-        self.folders = self._artifact_folders()
+        self.scorer = BatchScorer(self.opts, artifact_folders(self.opts), self.clock)
         failure = None
         if self.cluster.is_leader:
             try:
-                for folder in self.folders.values():
+                for folder in self.scorer.folders.values():
                     folder.prepare(names, keep=keep)
             except UsageError as exc:
                 failure = exc
@@ -337,22 +233,6 @@ class _Run:
         if process_stdout:  # join keeps file descriptor 1 for native prints (gloo) and rebinds sys.stdout
             self.stdout = sys.stdout
         log.info("process %d of %d", self.cluster.rank, self.cluster.size)
-
-    def _select_devices(self) -> None:
-        """The devices and compilation cache, before anything is placed or compiled."""
-        opts = self.opts
-        try:
-            chosen = use_devices(opts.device)
-        except DeviceError as exc:
-            raise UsageError(f"--device: {exc}") from None
-        self.devices_text = f"{len(chosen)} x {chosen[0].platform}"
-        log.debug("devices: %s (--device %s)", self.devices_text, opts.device)
-        if opts.compilation_cache:
-            try:
-                folder = enable_compilation_cache(opts.compilation_cache)
-            except OSError as exc:
-                raise UsageError(f"--compilation-cache {opts.compilation_cache!r}: {exc}") from None
-            log.info("persistent compilation cache: %s", folder)
 
     def _check_outputs(self) -> None:
         """Every output file writable before any work; a killed run's temporary files removed."""
@@ -409,7 +289,7 @@ class _Run:
             self._check_outputs()
         point, previous = self._resume_point(items)
         self._prepare_folders(names, keep=names[: point.done])
-        self._select_devices()
+        self.devices_text = select_devices(opts)
         state = self.build_state()
         if opts.bank_sharding is not None:
             state = place_state(state, bank_sharding=opts.bank_sharding)
@@ -456,8 +336,8 @@ class _Run:
         size = self.opts.batch_size
         starts = range(first_index, len(items), size)
         if self.opts.ray_workers:
-            yield from self._ray_batch_results(state, [list(enumerate(items[s : s + size], start=s)) for s in starts],
-                                               names)
+            yield from ray_batch_results(self.opts, state, [list(enumerate(items[s : s + size], start=s)) for s in starts],
+                                         names, show_progress=self.stderr.isatty())
             return
         cluster = self.cluster
         for first in range(0, len(starts), cluster.size):
@@ -465,28 +345,11 @@ class _Run:
             if first + cluster.rank < len(starts):
                 start = starts[first + cluster.rank]
                 batch = list(enumerate(items[start : start + size], start=start))
-                for index, item, record, failure in self._process_batch(state, batch, names):
-                    if failure is not None:
-                        record = error_record(index, item.name, *failure)
-                    own.append((record if cluster is LOCAL else json_plain(record), failure is not None))
+                own = [(record if cluster is LOCAL else json_plain(record), failed)
+                       for record, failed in self.scorer.records(state, batch, names)]
             for results in cluster.exchange(own):
                 if results:
                     yield results
-
-    def _ray_batch_results(self, state, batches, names):
-        """``--ray-workers``: each batch is scored by a Ray actor running :meth:`_process_batch` (same records)."""
-        opts = self.opts
-        with tempfile.TemporaryDirectory() as tmp:
-            state_bytes = save_state(state, Path(tmp) / "state.safetensors").read_bytes()
-        payloads = [json.dumps([[index, attrs.asdict(item), names[index]] for index, item in batch]) for batch in batches]
-        log.info("scoring %d batch(es) on %d Ray worker(s) (%s)", len(batches), opts.ray_workers,
-                 opts.ray_address or "a local Ray instance")
-        try:
-            for result in map_in_order(payloads, RayBatchWorker, (opts, state_bytes), num_workers=opts.ray_workers,
-                                       address=opts.ray_address, show_progress=self.stderr.isatty()):
-                yield [tuple(pair) for pair in json.loads(result)]
-        except ImportError as exc:
-            raise UsageError(f"--ray-workers: {exc}") from None
 
     def _write_records(self, state, items, names, point: ResumePoint, resumed: bool) -> int | None:
         opts = self.opts
@@ -497,7 +360,7 @@ class _Run:
             log.error("the resumed run had already stopped after %d failed inputs (more than --max-errors %d)",
                       self.counts["errors"], opts.max_errors)
             return 1
-        with RecordWriter(opts.save_jsonl if leader else None, stream=self.stdout if leader else _NullStream(),
+        with RecordWriter(opts.save_jsonl if leader else None, stream=self.stdout if leader else NullStream(),
                           keep_bytes=point.offset if resumed else None) as writer, \
                 Progress("infer", len(items), stream=self.stderr) as bar:
             if opts.save_jsonl and leader:
@@ -537,38 +400,6 @@ class _Run:
         if cache is not None:
             profile["compilation_cache"] = cache
         return profile
-
-
-class RayBatchWorker:
-    """One Ray actor's scorer for ``--ray-workers``: the run's own batch step on a state sent as bytes.
-
-    ``worker(payload)`` takes a JSON batch ``[[index, input item, artifact name], ...]`` and
-    returns the JSON ``[[record, failed], ...]`` that :meth:`_Run._process_batch` gives,
-    so records (and artifacts, written by the actor) are those of a one-process run.
-    """
-
-    def __init__(self, opts: InferOptions, state_bytes: bytes):
-        self.run = _Run(attrs.evolve(opts, ray_workers=None),
-                        stdout=_NullStream(), stderr=sys.stderr)
-        self.run._select_devices()
-        self.run.folders = self.run._artifact_folders()  # prepared by the driver
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "state.safetensors"
-            path.write_bytes(state_bytes)
-            self.state = load_state(path)
-        if opts.bank_sharding is not None:  # as the driver places its own state
-            self.state = place_state(self.state, bank_sharding=opts.bank_sharding)
-
-    def __call__(self, payload: str) -> str:
-        rows = json.loads(payload)
-        batch = [(index, InputItem(**item)) for index, item, _ in rows]
-        names = {index: name for index, _, name in rows}
-        out = []
-        for index, item, record, failure in self.run._process_batch(self.state, batch, names):
-            if failure is not None:
-                record = error_record(index, item.name, *failure)
-            out.append((json_plain(record), failure is not None))
-        return json.dumps(out)
 
 
 def load_plugins_or_fail(plugins) -> None:

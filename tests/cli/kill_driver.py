@@ -67,14 +67,14 @@ def main() -> int:
 
         records.RecordWriter.write = write
     elif point == "before_scoring":
-        real_batch = infer._Run._process_batch
+        real_batch = infer.BatchScorer.process
 
         def process_batch(self, *args, **kwargs):
             if count():
                 _die()
             return real_batch(self, *args, **kwargs)
 
-        infer._Run._process_batch = process_batch
+        infer.BatchScorer.process = process_batch
     else:
         raise SystemExit(f"unknown point {point!r}")
     return infer.main(argv)

@@ -119,7 +119,7 @@ def test_roi_gates_defects_but_never_the_score_or_label(run_cli, checkpoint, ima
 
 
 def test_defects_image_space_scales_map_bboxes_to_image_pixels(run_cli, checkpoint, image_dirs, monkeypatch):
-    import pyimgano.cli.infer
+    import pyimgano.cli._batches
     from pyimgano.inference import InferenceResult
 
     def half_resolution_infer(state, images, **kwargs):
@@ -132,7 +132,7 @@ def test_defects_image_space_scales_map_bboxes_to_image_pixels(run_cli, checkpoi
             out.append(InferenceResult(score=1.0, label=1, anomaly_map=amap))
         return out
 
-    monkeypatch.setattr(pyimgano.cli.infer, "infer_frames", half_resolution_infer)
+    monkeypatch.setattr(pyimgano.cli._batches, "infer_frames", half_resolution_infer)
     plain = run_cli("--checkpoint-path", checkpoint, "--input", image_dirs["test"], "--defects", "--pixel-threshold", "0.5")
     scaled = run_cli("--checkpoint-path", checkpoint, "--input", image_dirs["test"], "--defects", "--pixel-threshold",
                      "0.5", "--defects-image-space")
