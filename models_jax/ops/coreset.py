@@ -35,6 +35,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["random_projection", "greedy_coreset", "coreset_coverage"]
 
@@ -67,17 +68,20 @@ def _top_k(values: jax.Array, k: int):
 
 
 def _pick_active(min_d: jax.Array, size: int):
-    """The ``size`` rows with the largest bound, and the largest bound left outside them."""
-    if size >= min_d.shape[0]:
-        return jnp.arange(min_d.shape[0], dtype=jnp.int32), jnp.float32(-jnp.inf)
+    """``(top_index, top_values)``: the ``size`` rows with the largest bound in ``top_index[:-1]``,
+    and the largest bound left outside them in ``top_values[-1]`` (sliced inside :func:`_greedy_phase`)."""
+    m = min_d.shape[0]
+    if size >= m:
+        return np.arange(m + 1, dtype=np.int32), np.full((m + 1,), -np.inf, np.float32)
     values, index = _top_k(min_d, size + 1)
-    return index[:size].astype(jnp.int32), values[size]
+    return index, values
 
 
 @jax.jit
-def _greedy_phase(points, sq_norms, min_d, active, outside_max, selected, t):
+def _greedy_phase(points, sq_norms, min_d, top_index, top_values, selected, t):
     """Greedy steps on the active rows while their best beats every row outside them."""
     n = selected.shape[0]
+    active, outside_max = top_index[:-1].astype(jnp.int32), top_values[-1]
     rows = points[active]
     rows_sq = sq_norms[active]
     act_d = min_d[active]
@@ -116,20 +120,30 @@ def _refresh(points, sq_norms, min_d, selected, span, block):
     return min_d.at[selected[jnp.minimum(jnp.arange(n), t1 - 1)]].set(-1.0)
 
 
-def _greedy(points: jax.Array, n: int, start: jax.Array, active_size: int, block: int = 64) -> jax.Array:
-    """Exact greedy k-center on ``points``, in phases over an active set (see module docstring)."""
-    m = points.shape[0]
+@partial(jax.jit, static_argnums=(1, 2))
+def _start(features, n: int, projection_dim: int | None, key):
+    """One program for the set-up (projection, random start, first bounds): as separate eager
+    operations each compiled on its own, they took about 2 s of a bottle fit."""
+    proj_key, start_key = jax.random.split(key)
+    points = random_projection(features, projection_dim, key=proj_key)
+    start = jax.random.randint(start_key, (), 0, points.shape[0], dtype=jnp.int32)
     sq_norms = jnp.sum(points * points, axis=1)
     selected = jnp.zeros((n,), jnp.int32).at[0].set(start)
     min_d = _sq_dists_to(points, sq_norms, points[start]).at[start].set(-1.0)
+    return points, sq_norms, selected, min_d
+
+
+def _greedy(points, sq_norms, selected, min_d, active_size: int, block: int = 64) -> jax.Array:
+    """Exact greedy k-center from :func:`_start`'s state, in phases over an active set (module docstring)."""
+    m, n = points.shape[0], selected.shape[0]
     t = 1
     while t < n:
-        active, outside_max = _pick_active(min_d, min(active_size, m))
-        selected, t_end, min_d = _greedy_phase(points, sq_norms, min_d, active, outside_max, selected, jnp.int32(t))
+        top_index, top_values = _pick_active(min_d, min(active_size, m))
+        selected, t_end, min_d = _greedy_phase(points, sq_norms, min_d, top_index, top_values, selected, np.int32(t))
         t_end = int(t_end)
         if t_end >= n:
             break
-        min_d = _refresh(points, sq_norms, min_d, selected, jnp.array([t, t_end], jnp.int32), block)
+        min_d = _refresh(points, sq_norms, min_d, selected, np.array([t, t_end], np.int32), block)
         t = t_end
     return selected
 
@@ -158,10 +172,9 @@ def greedy_coreset(
     m = features.shape[0]
     if not 1 <= n <= m:
         raise ValueError(f"coreset size must be in [1, {m}], got {n}")
-    proj_key, start_key = jax.random.split(key)
-    points = random_projection(features, projection_dim, key=proj_key)
-    start = jax.random.randint(start_key, (), 0, m, dtype=jnp.int32)
-    return _greedy(points, int(n), start, int(active_size))
+    if projection_dim is not None and projection_dim <= 0:
+        raise ValueError(f"projection_dim must be > 0 or None, got {projection_dim}")
+    return _greedy(*_start(features, int(n), projection_dim, key), int(active_size))
 
 
 def coreset_coverage(features: jax.Array, indices: jax.Array) -> jax.Array:
