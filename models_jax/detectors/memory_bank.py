@@ -113,7 +113,8 @@ class _Preallocated:
         if self.out is None:
             self.out = jax.tree.map(lambda a: np.empty((self.count, *a.shape[1:]), a.dtype), out)
         start = self.filled
-        jax.tree.map(lambda dst, a: dst.__setitem__(slice(start, start + valid), np.asarray(a)[:valid]), self.out, out)
+        for dst, part in zip(jax.tree.leaves(self.out), jax.tree.leaves(out)):
+            dst[start : start + valid] = np.asarray(part)[:valid]
         self.filled += valid
 
     def result(self, done: int):
