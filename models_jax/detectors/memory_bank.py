@@ -85,7 +85,7 @@ def collect_embeddings(
         sink.add(*pending)
     if done == 0:
         raise ValueError("at least one training image is needed, got none")
-    return sink.result(done)
+    return sink.result()
 
 
 class _Joined:
@@ -97,7 +97,7 @@ class _Joined:
     def add(self, out, valid: int) -> None:
         self.chunks.append(jax.tree.map(lambda a: np.asarray(a)[:valid], out))
 
-    def result(self, _done: int):
+    def result(self):
         return jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *self.chunks)
 
 
@@ -117,9 +117,9 @@ class _Preallocated:
             dst[start : start + valid] = np.asarray(part)[:valid]
         self.filled += valid
 
-    def result(self, done: int):
-        if done != self.count:
-            raise ValueError(f"the batches yielded {done} images but count {self.count}")
+    def result(self):
+        if self.filled != self.count:
+            raise ValueError(f"the batches yielded {self.filled} images but count {self.count}")
         return self.out
 
 

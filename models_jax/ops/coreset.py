@@ -18,7 +18,8 @@ no longer beats ``theta``, every row's min distance is lowered by the phase's
 new centres in a few large matmuls (compute-bound, fast) and a new active set
 is drawn.  Those matmuls take 64 centres at a time: XLA:CPU writes out the
 ``M x block`` distance block, 40 MiB for bottle's 164k patches (256 centres
-needed 160 MiB, the largest buffer of the whole fit, for no gain in speed).  ``greedy_coreset`` is a Python driver over these jitted phases.
+needed 160 MiB, the largest buffer of the whole fit, for no gain in speed).
+``greedy_coreset`` is a Python driver over these jitted phases.
 
 Departures from patchcore-inspection: the projection is Gaussian
 ``N(0, 1/projection_dim)`` rather than the default init of an untrained
@@ -172,8 +173,6 @@ def greedy_coreset(
     m = features.shape[0]
     if not 1 <= n <= m:
         raise ValueError(f"coreset size must be in [1, {m}], got {n}")
-    if projection_dim is not None and projection_dim <= 0:
-        raise ValueError(f"projection_dim must be > 0 or None, got {projection_dim}")
     return _greedy(*_start(features, int(n), projection_dim, key), int(active_size))
 
 
